@@ -1,0 +1,244 @@
+"""The one dataset contract every geovision dataset implements (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from geovision.data.image_io import read_image, read_mask
+from geovision.data.splits import ROW_SPLITS, check_fractions, check_split_name, rows_in_split
+from geovision.data.transforms import OneHot, ScaleNormalize
+
+TASKS = ("classification", "segmentation")
+CLASSIFICATION_COLUMNS = ("image_path", "label_str", "label_idx", "split")
+SEGMENTATION_COLUMNS = ("image_path", "mask_path", "split")
+
+
+class DatasetDefinitionError(TypeError):
+    """A dataset class is missing part of the contract."""
+
+
+class SampleTransform:
+    """Turns a stored (image, target) pair into the tensors a model sees.
+
+    The map-style dataset and the HDF5 / streaming readers all call this one object, which is
+    why they return identical tuples.
+    """
+
+    def __init__(self, image_transform: Callable, target_transform: Callable,
+                 common_transform: Callable | None = None) -> None:
+        self.image_transform = image_transform
+        self.target_transform = target_transform
+        self.common_transform = common_transform
+
+    def __call__(self, image: np.ndarray, target: Any) -> tuple[Any, Any]:
+        image = self.image_transform(image)
+        target = self.target_transform(target)
+        if self.common_transform is not None:
+            image, target = self.common_transform(image, target)
+        return image, target
+
+
+class GeoDataset(Dataset):
+    """Map-style dataset over a `df` of samples; subclasses describe one real dataset.
+
+    Subclasses set the class attributes and implement `classification_df` or
+    `segmentation_df` (matching TASK) and `download_and_extract`.
+    """
+
+    NAME: ClassVar[str] = ""
+    TASK: ClassVar[str] = ""
+    CLASS_NAMES: ClassVar[tuple[str, ...]] = ()
+    MEANS: ClassVar[tuple[float, ...]] = ()
+    STD_DEVS: ClassVar[tuple[float, ...]] = ()
+    BANDS: ClassVar[tuple[str, ...]] = ()
+    IGNORE_INDEX: ClassVar[int | None] = None
+    SCALE: ClassVar[float | None] = None
+    DEFAULT_VAL_SPLIT: ClassVar[float] = 0.1
+    DEFAULT_TEST_SPLIT: ClassVar[float] = 0.2
+    DEFAULT_RANDOM_SEED: ClassVar[int] = 42
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.NAME:
+            return  # an intermediate base class
+        if cls.TASK not in TASKS:
+            raise DatasetDefinitionError(f"{cls.__name__}.TASK={cls.TASK!r}; use one of {TASKS}.")
+        if cls.TASK == "segmentation" and len(cls.CLASS_NAMES) < 2:
+            raise DatasetDefinitionError(f"{cls.__name__}: segmentation needs at least two "
+                                         "CLASS_NAMES (binary masks use background + object).")
+        if not (len(cls.BANDS) == len(cls.MEANS) == len(cls.STD_DEVS)) or not cls.BANDS:
+            raise DatasetDefinitionError(f"{cls.__name__}: BANDS, MEANS and STD_DEVS need one "
+                                         "entry per band.")
+        builder = "classification_df" if cls.TASK == "classification" else "segmentation_df"
+        if not callable(getattr(cls, builder, None)):
+            raise DatasetDefinitionError(f"{cls.__name__} has TASK={cls.TASK!r} but no "
+                                         f"{builder} class method.")
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        df: pd.DataFrame | None = None,
+        split: str = "all",
+        val_split: float | None = None,
+        test_split: float | None = None,
+        random_seed: int | None = None,
+        image_transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        common_transform: Callable | None = None,
+    ) -> None:
+        check_split_name(split)
+        self.root = Path(root).expanduser().resolve()
+        self.split = split
+        self.val_split = self.DEFAULT_VAL_SPLIT if val_split is None else val_split
+        self.test_split = self.DEFAULT_TEST_SPLIT if test_split is None else test_split
+        self.random_seed = self.DEFAULT_RANDOM_SEED if random_seed is None else random_seed
+        check_fractions(self.val_split, self.test_split)
+        if df is None:
+            df = self.build_df(self.root, self.random_seed, self.val_split, self.test_split)
+        else:
+            self.validate_df(df, self.root, check_files=True)
+        self.df = df
+        self.split_df = self.make_split_df(df, self.root, split)
+        self.sample_transform = SampleTransform(
+            image_transform or self.default_image_transform(),
+            target_transform or self.default_target_transform(),
+            common_transform,
+        )
+        self._image_paths = self.split_df["image_path"].tolist()
+        self._df_idx = self.split_df["df_idx"].tolist()
+        if self.TASK == "classification":
+            self._targets = self.split_df["label_idx"].astype(int).tolist()
+        else:
+            self._targets = self.split_df["mask_path"].tolist()
+
+    # ----- identity -----------------------------------------------------------------------
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.CLASS_NAMES)
+
+    @classmethod
+    def build_df(cls, root: str | os.PathLike, random_seed: int | None = None,
+                 val_split: float | None = None, test_split: float | None = None) -> pd.DataFrame:
+        """The dataset's df for these split settings, built by the TASK's df class method."""
+        builder = cls.classification_df if cls.TASK == "classification" else cls.segmentation_df
+        df = builder(
+            Path(root),
+            cls.DEFAULT_RANDOM_SEED if random_seed is None else random_seed,
+            cls.DEFAULT_VAL_SPLIT if val_split is None else val_split,
+            cls.DEFAULT_TEST_SPLIT if test_split is None else test_split,
+        )
+        cls.validate_df(df, Path(root), check_files=False)
+        return df
+
+    @classmethod
+    def validate_df(cls, df: pd.DataFrame, root: Path, check_files: bool = True) -> None:
+        """Refuse a df that does not follow the contract, naming the problem."""
+        columns = CLASSIFICATION_COLUMNS if cls.TASK == "classification" else SEGMENTATION_COLUMNS
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise ValueError(f"{cls.NAME} df lacks columns {missing}; a {cls.TASK} df needs "
+                             f"{list(columns)} (paths relative to the dataset root).")
+        if df.index.has_duplicates:
+            raise ValueError(f"{cls.NAME} df has duplicate index values; df_idx must be unique. "
+                             "Use df.reset_index(drop=True).")
+        bad_splits = sorted(set(df["split"].unique()) - set(ROW_SPLITS))
+        if bad_splits:
+            raise ValueError(f"{cls.NAME} df has split values {bad_splits}; each row's split "
+                             f"must be one of {ROW_SPLITS}.")
+        if cls.TASK == "classification":
+            expected = df["label_str"].map({n: i for i, n in enumerate(cls.CLASS_NAMES)})
+            wrong = df.index[expected.isna() | (expected != df["label_idx"])]
+            if len(wrong):
+                raise ValueError(f"{cls.NAME} df rows {list(wrong[:5])} have label_str/label_idx "
+                                 f"not matching CLASS_NAMES {cls.CLASS_NAMES}.")
+        if check_files:
+            path_columns = ["image_path"] + (["mask_path"] if cls.TASK == "segmentation" else [])
+            for column in path_columns:
+                absent = [p for p in df[column] if not (root / p).is_file()]
+                if absent:
+                    raise ValueError(f"{cls.NAME} df names {len(absent)} missing files in "
+                                     f"{column!r}, e.g. {root / absent[0]}; paths are relative "
+                                     f"to the dataset root {root}.")
+
+    @staticmethod
+    def make_split_df(df: pd.DataFrame, root: Path, split: str) -> pd.DataFrame:
+        """The rows of `split`, with absolute paths and `df_idx` pointing back into `df`."""
+        rows = df[rows_in_split(df["split"], split)].copy()
+        rows.insert(0, "df_idx", rows.index.astype(np.int64))
+        for column in ("image_path", "mask_path"):
+            if column in rows:
+                rows[column] = [str(root / p) for p in rows[column]]
+        return rows.reset_index(drop=True)
+
+    # ----- reading ------------------------------------------------------------------------
+
+    @classmethod
+    def read_image(cls, path: str | os.PathLike) -> np.ndarray:
+        """One image as stored: (C, H, W) in its file's dtype, band count checked."""
+        return read_image(path, expected_bands=len(cls.BANDS))
+
+    @classmethod
+    def read_mask(cls, path: str | os.PathLike) -> np.ndarray:
+        """One mask as (H, W) class indices (subclasses map colours or 0/255 here)."""
+        return read_mask(path)
+
+    def read_raw(self, index: int) -> tuple[np.ndarray, Any, int]:
+        """The stored sample at `index`: (image array, label int or mask array, df_idx)."""
+        image = self.read_image(self._image_paths[index])
+        target = self._targets[index]
+        if self.TASK == "segmentation":
+            target = self.read_mask(target)
+        return image, target, self._df_idx[index]
+
+    def __len__(self) -> int:
+        return len(self._image_paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Any, int]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        image, target, df_idx = self.read_raw(index % len(self))
+        image, target = self.sample_transform(image, target)
+        return image, target, df_idx
+
+    # ----- defaults -----------------------------------------------------------------------
+
+    @classmethod
+    def default_image_transform(cls) -> Callable:
+        return ScaleNormalize(cls.MEANS, cls.STD_DEVS, cls.SCALE)
+
+    @classmethod
+    def default_target_transform(cls) -> Callable:
+        if cls.TASK == "classification":
+            return int
+        return OneHot(len(cls.CLASS_NAMES), cls.IGNORE_INDEX)
+
+    # ----- acquisition and shards ---------------------------------------------------------
+
+    @classmethod
+    def download_and_extract(cls, root: str | os.PathLike) -> Path:
+        """Fetch the dataset into `root` (verified, resumable); subclasses say how."""
+        raise DatasetDefinitionError(
+            f"{cls.__name__} does not define download_and_extract; place the files under {root} "
+            "by hand in the dataset's published layout.")
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The class-level facts recorded with every artifact made from this dataset."""
+        return {
+            "name": cls.NAME,
+            "task": cls.TASK,
+            "class_names": list(cls.CLASS_NAMES),
+            "bands": list(cls.BANDS),
+            "means": list(cls.MEANS),
+            "std_devs": list(cls.STD_DEVS),
+            "ignore_index": cls.IGNORE_INDEX,
+        }

@@ -1,0 +1,83 @@
+"""Reading images and masks from disk into NumPy, with errors that name the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+RASTER_SUFFIXES = {".tif", ".tiff"}
+
+
+class ImageReadError(ValueError):
+    """An image or mask file is missing, corrupt, truncated or of the wrong shape."""
+
+
+def read_image(path: str | os.PathLike, expected_bands: int | None = None) -> np.ndarray:
+    """Read an image as a (C, H, W) array in its stored dtype.
+
+    GeoTIFFs go through rasterio (any band count and dtype); other formats through Pillow.
+    `expected_bands` refuses files whose band count differs from the dataset's BANDS.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"Image file not found: {path}. Check the dataset root or re-run "
+                             "download_and_extract.")
+    try:
+        if path.suffix.lower() in RASTER_SUFFIXES:
+            array = _read_raster(path)
+        else:
+            array = _read_pillow(path)
+            array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+            array = np.ascontiguousarray(array)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # decoders raise many types for corrupt or truncated files
+        raise ImageReadError(f"Cannot decode image {path}: {exc}. The file is corrupt or "
+                             "truncated: delete it and download the dataset again.") from exc
+    if expected_bands is not None and array.shape[0] != expected_bands:
+        raise ImageReadError(f"Image {path} has {array.shape[0]} bands but the dataset expects "
+                             f"{expected_bands}. Check that the file belongs to this dataset.")
+    return array
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a single-band label mask as an (H, W) array of class indices (palette PNGs keep
+    their indices, not their colours)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"Mask file not found: {path}. Check the dataset root.")
+    try:
+        if path.suffix.lower() in RASTER_SUFFIXES:
+            array = _read_raster(path)
+            if array.shape[0] != 1:
+                raise ImageReadError(f"Mask {path} has {array.shape[0]} bands; masks must have "
+                                     "one band of class indices.")
+            return array[0]
+        array = _read_pillow(path, keep_palette=True)
+    except ImageReadError:
+        raise
+    except Exception as exc:
+        raise ImageReadError(f"Cannot decode mask {path}: {exc}. The file is corrupt or "
+                             "truncated.") from exc
+    if array.ndim != 2:
+        raise ImageReadError(f"Mask {path} has shape {array.shape}; masks must be single-band.")
+    return array
+
+
+def _read_raster(path: Path) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return src.read()
+
+
+def _read_pillow(path: Path, keep_palette: bool = False) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.load()
+        if not keep_palette and img.mode not in ("L", "RGB", "RGBA", "I;16", "I", "F"):
+            img = img.convert("RGB")
+        return np.asarray(img)

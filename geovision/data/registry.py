@@ -1,0 +1,41 @@
+"""The dataset registry: one name per dataset class, imported only when asked for.
+
+Names map to "module:Class" strings so listing datasets (as Dagster does for its partitions)
+never imports torch or the dataset modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from geovision.data.base import GeoDataset
+
+DATASETS: dict[str, str] = {
+    "synthetic": "geovision.data.datasets.synthetic:SyntheticClassification",
+    "synthetic_segmentation": "geovision.data.datasets.synthetic:SyntheticSegmentation",
+}
+
+
+class UnknownDatasetError(KeyError):
+    """A dataset name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+def list_datasets() -> list[str]:
+    """Registered dataset names, sorted."""
+    return sorted(DATASETS)
+
+
+def get_dataset(name: str) -> type[GeoDataset]:
+    """The dataset class registered as `name`."""
+    try:
+        target = DATASETS[name]
+    except KeyError:
+        raise UnknownDatasetError(f"Unknown dataset {name!r}. Known datasets: "
+                                  f"{', '.join(list_datasets())}.") from None
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)

@@ -1,0 +1,57 @@
+"""Default sample transforms: picklable classes, so DataLoader workers can receive them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def unit_scale(dtype: np.dtype, scale: float | None = None) -> float:
+    """The divisor that maps stored values to [0, 1]: `scale` if given, else the integer dtype's
+    maximum, else 1 for floats."""
+    if scale is not None:
+        return float(scale)
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        return float(np.iinfo(dtype).max)
+    return 1.0
+
+
+class ScaleNormalize:
+    """(C, H, W) array in its stored dtype -> float32 tensor scaled to [0, 1], then
+    standardised per band with the dataset's MEANS and STD_DEVS."""
+
+    def __init__(self, means: Sequence[float], std_devs: Sequence[float],
+                 scale: float | None = None) -> None:
+        self.means = torch.tensor(means, dtype=torch.float32).view(-1, 1, 1)
+        self.std_devs = torch.tensor(std_devs, dtype=torch.float32).view(-1, 1, 1)
+        self.scale = scale
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        divisor = unit_scale(image.dtype, self.scale)
+        tensor = torch.from_numpy(image.astype(np.float32)) / divisor
+        return (tensor - self.means) / self.std_devs
+
+
+class OneHot:
+    """(H, W) index mask -> (num_classes, H, W) float32 one-hot; `ignore_index` pixels get all
+    zeros, so they contribute to no class."""
+
+    def __init__(self, num_classes: int, ignore_index: int | None = None) -> None:
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+
+    def __call__(self, mask: np.ndarray) -> torch.Tensor:
+        index = torch.from_numpy(mask.astype(np.int64))
+        valid = torch.ones_like(index, dtype=torch.bool)
+        if self.ignore_index is not None:
+            valid = index != self.ignore_index
+        if bool(((index < 0) | (index >= self.num_classes))[valid].any()):
+            bad = sorted(set(index[valid].unique().tolist()) - set(range(self.num_classes)))
+            raise ValueError(f"Mask holds class indices {bad} outside 0..{self.num_classes - 1}; "
+                             "check the dataset's label encoding or set its IGNORE_INDEX.")
+        one_hot = torch.zeros((self.num_classes, *index.shape), dtype=torch.float32)
+        one_hot.scatter_(0, torch.where(valid, index, 0).unsqueeze(0), valid.unsqueeze(0).float())
+        return one_hot
