@@ -15,14 +15,20 @@ class EpochMetricsWriter(L.Callback):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._epoch_lr: float | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Epoch-interval schedulers step before epoch-end hooks run: read the rate used now.
+        if trainer.optimizers:
+            self._epoch_lr = float(trainer.optimizers[0].param_groups[0]["lr"])
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         row: dict[str, float | int] = {"epoch": trainer.current_epoch,
                                        "step": trainer.global_step}
-        if trainer.optimizers:
-            row["train_lr_epoch"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+        if self._epoch_lr is not None:
+            row["train_lr_epoch"] = self._epoch_lr
         for key, value in sorted(trainer.callback_metrics.items()):
             if key.startswith(("train_", "val_")) and value.numel() == 1:
                 row[key] = float(value)

@@ -1,0 +1,27 @@
+"""The code location: the one place that lists every asset, check, sensor and resource."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from geovision_assets.assets.attribution import attribution_report
+from geovision_assets.assets.datasets import dataset_index, raw_dataset
+from geovision_assets.assets.shards import hdf_shards, streaming_shards
+from geovision_assets.assets.statistics import image_statistics
+from geovision_assets.assets.training import trained_model
+from geovision_assets.resources import DetectorWeights, GeovisionHome, RecipeLibrary
+from geovision_assets.sensors import recipe_sensor
+
+DATASET_ASSETS = [raw_dataset, dataset_index, image_statistics, hdf_shards, streaming_shards]
+MODEL_ASSETS = [trained_model, attribution_report]
+
+
+def default_resources() -> dict:
+    return {"home": GeovisionHome(), "recipes": RecipeLibrary(), "weights": DetectorWeights()}
+
+
+defs = Definitions(
+    assets=[*DATASET_ASSETS, *MODEL_ASSETS],
+    sensors=[recipe_sensor],
+    resources=default_resources(),
+)

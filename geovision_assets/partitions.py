@@ -1,0 +1,31 @@
+"""Partitions: one per registered dataset, one per recipe file, and their product."""
+
+from __future__ import annotations
+
+import warnings
+
+from dagster import (
+    BetaWarning,
+    DynamicPartitionsDefinition,
+    MultiPartitionsDefinition,
+    MultiToSingleDimensionPartitionMapping,
+    StaticPartitionsDefinition,
+)
+
+from geovision.data.registry import list_datasets
+
+dataset_partitions = StaticPartitionsDefinition(list_datasets())
+recipe_partitions = DynamicPartitionsDefinition(name="recipe")
+dataset_recipe_partitions = MultiPartitionsDefinition(
+    {"dataset": dataset_partitions, "recipe": recipe_partitions})
+
+# A model partition (dataset x recipe) reads the dataset assets of its `dataset` dimension.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", BetaWarning)  # stable in use; only its label says beta
+    by_dataset = MultiToSingleDimensionPartitionMapping(partition_dimension_name="dataset")
+
+
+def dataset_and_recipe(partition_key: object) -> tuple[str, str]:
+    """(dataset, recipe) from a `dataset x recipe` partition key."""
+    keys = partition_key.keys_by_dimension  # type: ignore[attr-defined]
+    return keys["dataset"], keys["recipe"]

@@ -1,0 +1,23 @@
+"""Shared fixtures: the built-in dataset generated once per session, an isolated artifact root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from geovision.data.datasets.synthetic import generate
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default synthetic generation (400 scenes, 64 px, seed 0), shared read-only."""
+    return generate(tmp_path_factory.mktemp("synthetic") / "synthetic", progress=False)
+
+
+@pytest.fixture()
+def geovision_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh artifact root for one test, also exported as $GEOVISION_HOME."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("GEOVISION_HOME", str(home))
+    return home
