@@ -32,7 +32,7 @@ def model_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise KeyError(f"Unknown model {name!r}. Known models: {', '.join(list_models())}.") \
+        raise ValueError(f"Unknown model {name!r}. Known models: {', '.join(list_models())}.") \
             from None
 
 
