@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 CHUNK = 1 << 20
@@ -24,11 +25,23 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def hash_dataframe(df: pd.DataFrame) -> str:
-    """Hash of a frame's columns, dtypes, index and values, independent of pandas' pickling."""
+    """Hash of a frame's columns, dtypes, index and values, independent of pandas' pickling.
+
+    Columns holding arrays (e.g. per-image histograms) are hashed by each array's bytes.
+    """
     h = hashlib.sha256()
     h.update(repr(list(df.columns)).encode())
     h.update(repr([str(t) for t in df.dtypes]).encode())
-    h.update(pd.util.hash_pandas_object(df, index=True).values.tobytes())
+    h.update(pd.util.hash_pandas_object(df.index).values.tobytes())
+    for name in df.columns:
+        column = df[name]
+        if column.dtype == object and any(isinstance(v, np.ndarray | list) for v in column):
+            for value in column:
+                array = np.asarray(value)
+                h.update(f"{array.dtype.str}{array.shape}".encode())
+                h.update(np.ascontiguousarray(array).tobytes())
+        else:
+            h.update(pd.util.hash_pandas_object(column, index=False).values.tobytes())
     return h.hexdigest()
 
 

@@ -23,7 +23,7 @@ RECIPE = "demo"
 def run_demo(instance: DagsterInstance, dataset: str = DATASET, recipe: str = RECIPE) -> dict:
     """Materialize every dataset asset for `dataset`, then every model asset for
     (`dataset`, `recipe`); return what a person wants to see first."""
-    from geovision_assets.assets.training import load_model_record
+    from geovision.pipeline import load_model_record
 
     resources = default_resources()
     if recipe not in instance.get_dynamic_partitions(recipe_partitions.name):
@@ -34,7 +34,7 @@ def run_demo(instance: DagsterInstance, dataset: str = DATASET, recipe: str = RE
     model_key = MultiPartitionKey({"dataset": dataset, "recipe": recipe})
     materialize(MODEL_ASSETS, partition_key=str(model_key), instance=instance,
                 resources=resources)
-    record = load_model_record(resources["home"].root(), dataset, recipe)
+    record = load_model_record(dataset, recipe, resources["home"].root())
     return {"seconds": round(time.perf_counter() - started, 1), "home":
             str(resources["home"].root()), **record}
 

@@ -35,6 +35,6 @@ def table(df: pd.DataFrame) -> MetadataValue:
     return MetadataValue.md(df.to_markdown())
 
 
-def path(value: Path) -> MetadataValue:
+def path(value: Path | str) -> MetadataValue:
     return MetadataValue.path(str(value))
 

@@ -1,8 +1,5 @@
 """hdf_shards and streaming_shards: one file (or MDS folder) per split, verified on write."""
 
-
-from pathlib import Path
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -17,47 +14,21 @@ from geovision_assets.assets.datasets import dataset_index
 from geovision_assets.partitions import dataset_partitions
 from geovision_assets.resources import GeovisionHome
 
-SPLITS = ("train", "val", "test")
-VERIFY_SAMPLES = 16
 
-
-def shards_dir(home: Path, name: str, kind: str) -> Path:
-    return home / "shards" / name / kind
-
-
-def _verify(dataset_cls, root, df, open_reader) -> tuple[int, int]:
-    """Compare up to VERIFY_SAMPLES evenly spaced records per split with the source files."""
-    import numpy as np
-    from geovision.data.shards.verify import compare_with_source
-
-    checked = mismatched = 0
-    for split in SPLITS:
-        source = dataset_cls(root, df=df, split=split)
-        if len(source) == 0:
-            continue
-        indices = np.unique(np.linspace(0, len(source) - 1, VERIFY_SAMPLES).astype(int)).tolist()
-        mismatched += len(compare_with_source(open_reader(split, source), source, indices))
-        checked += len(indices)
-    return checked, mismatched
-
-
-def _result(kind: str, results: dict, checked: int, mismatched: int, out: Path,
-            df_hash: str) -> MaterializeResult:
-    from geovision.hashing import sha256_bytes
-
-    version = sha256_bytes("".join(f"{s}:{r.sha256}" for s, r in sorted(results.items()))
-                           .encode())
+def _result(check_name: str, shards) -> MaterializeResult:
     return MaterializeResult(
-        data_version=DataVersion(version),
+        data_version=DataVersion(shards.data_version),
         metadata={
-            "path": md.path(out),
-            **{f"num_{split}": r.count for split, r in results.items()},
-            **{f"bytes_{split}": r.num_bytes for split, r in results.items()},
-            **md.provenance(index_df_hash=df_hash),
+            "path": md.path(shards.path),
+            **{f"num_{split}": r.count for split, r in shards.results.items()},
+            **{f"bytes_{split}": r.num_bytes for split, r in shards.results.items()},
+            **md.provenance(index_df_hash=shards.index_df_hash),
         },
         check_results=[AssetCheckResult(
-            check_name=f"{kind}_reads_back_equal", passed=checked > 0 and mismatched == 0,
-            metadata={"records_compared": checked, "mismatches": mismatched})],
+            check_name=check_name,
+            passed=shards.records_compared > 0 and shards.mismatches == 0,
+            metadata={"records_compared": shards.records_compared,
+                      "mismatches": shards.mismatches})],
     )
 
 
@@ -66,21 +37,9 @@ def _result(kind: str, results: dict, checked: int, mismatched: int, out: Path,
        check_specs=[AssetCheckSpec("hdf_reads_back_equal", asset="hdf_shards")])
 def hdf_shards(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
     """One HDF5 file per split (LZF, one chunk per image), read back and compared."""
-    from geovision.data.shards.hdf import HdfDataset
+    from geovision.pipeline import hdf_shards as write
 
-    from geovision.data.acquire import load_index
-    from geovision.data.registry import get_dataset
-    from geovision.hashing import hash_dataframe
-    from geovision.paths import dataset_root
-
-    name, root = context.partition_key, home.root()
-    dataset_cls, df = get_dataset(name), load_index(name, root)
-    data_root = dataset_root(name, root)
-    out = shards_dir(root, name, "hdf")
-    results = dataset_cls.write_to_hdf(data_root, out, df=df, splits=SPLITS)
-    checked, mismatched = _verify(dataset_cls, data_root, df, lambda split, source: HdfDataset(
-        out / f"{split}.h5", source.sample_transform))
-    return _result("hdf", results, checked, mismatched, out, hash_dataframe(df))
+    return _result("hdf_reads_back_equal", write(context.partition_key, home.root()))
 
 
 @asset(partitions_def=dataset_partitions, deps=[dataset_index], code_version="1",
@@ -88,21 +47,9 @@ def hdf_shards(context: AssetExecutionContext, home: GeovisionHome) -> Materiali
        check_specs=[AssetCheckSpec("streaming_reads_back_equal", asset="streaming_shards")])
 def streaming_shards(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
     """One MosaicML streaming (MDS) folder per split, read back and compared."""
-    from geovision.data.shards.streaming import StreamingGeoDataset
+    from geovision.pipeline import streaming_shards as write
 
-    from geovision.data.acquire import load_index
-    from geovision.data.registry import get_dataset
-    from geovision.hashing import hash_dataframe
-    from geovision.paths import dataset_root
-
-    name, root = context.partition_key, home.root()
-    dataset_cls, df = get_dataset(name), load_index(name, root)
-    data_root = dataset_root(name, root)
-    out = shards_dir(root, name, "mds")
-    results = dataset_cls.write_to_streaming(data_root, out, df=df, splits=SPLITS)
-    cache = root / "cache" / "mds" / name / context.run.run_id
-    checked, mismatched = _verify(
-        dataset_cls, data_root, df,
-        lambda split, source: StreamingGeoDataset(str(out / split), source.sample_transform,
-                                                  cache_dir=cache / split))
-    return _result("streaming", results, checked, mismatched, out, hash_dataframe(df))
+    root = home.root()
+    cache = root / "cache" / "mds" / context.partition_key / context.run.run_id
+    return _result("streaming_reads_back_equal",
+                   write(context.partition_key, root, cache_dir=cache))

@@ -1,7 +1,4 @@
-"""image_statistics and eda_report: exact per-image statistics, then a look at the data."""
-
-
-import json
+"""image_statistics: exact per-image statistics and per-split aggregates."""
 
 from dagster import (
     AssetCheckResult,
@@ -9,6 +6,7 @@ from dagster import (
     AssetExecutionContext,
     DataVersion,
     MaterializeResult,
+    MetadataValue,
     asset,
 )
 
@@ -18,71 +16,41 @@ from geovision_assets.partitions import dataset_partitions
 from geovision_assets.resources import GeovisionHome
 
 
-def statistics_dir(home, name: str):
-    return home / "statistics" / name
-
-
 @asset(partitions_def=dataset_partitions, deps=[dataset_index], code_version="1",
        group_name="statistics", kinds={"numpy", "parquet"},
        check_specs=[AssetCheckSpec("finite_and_counts_add_up", asset="image_statistics"),
                     AssetCheckSpec("rows_match_index", asset="image_statistics")])
 def image_statistics(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
-    """Exact per-image, per-band statistics joined to the df; per-split aggregates."""
+    """Exact per-image, per-band statistics joined to the df; per-split aggregates; the train
+    split's means and standard deviations (used to normalise training)."""
     import pandas as pd
 
-    from geovision.data.acquire import load_index
     from geovision.data.registry import get_dataset
-    from geovision.data.statistics import (
-        check_statistics,
-        compute_image_statistics,
-        means_and_std_devs,
-        split_statistics,
-    )
-    from geovision.hashing import hash_dataframe
-    from geovision.io.atomic import atomic_file
-    from geovision.paths import dataset_root
+    from geovision.pipeline import image_statistics as compute
 
     name = context.partition_key
-    root = home.root()
+    stats = compute(name, home.root())
     dataset_cls = get_dataset(name)
-    df = load_index(name, root)
-    stats = compute_image_statistics(dataset_cls, dataset_root(name, root), df)
-    table = stats.table
-    out = statistics_dir(root, name)
-    with atomic_file(out / "per_image.parquet") as tmp:
-        table.to_parquet(tmp, index=True)
-    bands = dataset_cls.BANDS
-    aggregates = {}
-    for split in ("train", "val", "test", "all"):
-        agg = split_statistics(table, split, bands)
-        aggregates[split] = {"count": agg.count.tolist(), "mean": agg.mean.tolist(),
-                             "std": agg.std.tolist(), "min": agg.min.tolist(),
-                             "max": agg.max.tolist()}
-    means, stds = means_and_std_devs(table, bands, split="train", scale=dataset_cls.SCALE)
-    summary = {"bands": list(bands), "train_means": list(map(float, means)),
-               "train_std_devs": list(map(float, stds)), "splits": aggregates,
-               "index_df_hash": hash_dataframe(df)}
-    with atomic_file(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    problems = check_statistics(table, bands)
-    band_table = pd.DataFrame({"band": bands, "train_mean": means, "train_std": stds,
-                               "dataset_MEANS": dataset_cls.MEANS,
-                               "dataset_STD_DEVS": dataset_cls.STD_DEVS})
+    bands = pd.DataFrame({"train_mean": stats.means, "train_std": stats.std_devs,
+                          "class_MEANS": dataset_cls.MEANS,
+                          "class_STD_DEVS": dataset_cls.STD_DEVS},
+                         index=pd.Index(dataset_cls.BANDS, name="band"))
     return MaterializeResult(
-        data_version=DataVersion(hash_dataframe(table)),
+        data_version=DataVersion(stats.data_version),
         metadata={
-            "path": md.path(out / "per_image.parquet"),
-            "summary": md.path(out / "summary.json"),
-            "num_images": len(table),
-            "skipped": len(stats.skipped),
-            "train_band_statistics": md.table(band_table.set_index("band")),
-            **md.provenance(index_df_hash=summary["index_df_hash"]),
+            "path": md.path(stats.table_path),
+            "summary": md.path(stats.summary_path),
+            "num_images": stats.num_images,
+            "skipped": MetadataValue.json([list(s) for s in stats.skipped]),
+            "train_band_statistics": md.table(bands),
+            **md.provenance(index_df_hash=stats.index_df_hash),
         },
         check_results=[
-            AssetCheckResult(check_name="finite_and_counts_add_up", passed=not problems,
-                             metadata={"problems": "\n".join(problems) or "none"}),
+            AssetCheckResult(check_name="finite_and_counts_add_up", passed=not stats.problems,
+                             metadata={"problems": "\n".join(stats.problems) or "none"}),
             AssetCheckResult(check_name="rows_match_index",
-                             passed=len(table) + len(stats.skipped) == len(df),
-                             metadata={"rows": len(table), "index_rows": len(df)}),
+                             passed=stats.num_images + len(stats.skipped) == stats.index_rows,
+                             metadata={"rows": stats.num_images,
+                                       "index_rows": stats.index_rows}),
         ],
     )

@@ -1,0 +1,254 @@
+"""The pipeline's steps as plain functions, one per asset of the Dagster graph.
+
+Each step reads what earlier steps wrote under the artifact root, writes its own artifact
+there, and returns what a caller needs to report it. The Dagster assets, the CLI, notebooks and
+the benchmarks all call these same functions.
+
+    <home>/datasets/<name>/                 raw files          (geovision.data.acquire)
+    <home>/index/<name>.parquet             the df             (geovision.data.acquire)
+    <home>/statistics/<name>/               per_image.parquet, summary.json
+    <home>/shards/<name>/{hdf,mds}/         one file / MDS folder per split
+    <home>/runs/<project>/<name>/<stamp>/   a training run
+    <home>/models/<dataset>/<recipe>.json   the partition's latest trained model
+    <home>/attribution/<dataset>/<recipe>/  attribution maps
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geovision.data.acquire import load_index
+from geovision.data.registry import get_dataset
+from geovision.hashing import hash_dataframe, sha256_bytes, sha256_file
+from geovision.io.atomic import atomic_file
+from geovision.paths import artifacts_root, dataset_root, geovision_home
+
+SHARD_SPLITS = ("train", "val", "test")
+VERIFY_SAMPLES = 16
+
+
+# ----- statistics -------------------------------------------------------------------------
+
+
+@dataclass
+class StatisticsArtifact:
+    table_path: Path
+    summary_path: Path
+    num_images: int
+    index_rows: int
+    skipped: list[tuple[str, str]]
+    means: tuple[float, ...]
+    std_devs: tuple[float, ...]
+    problems: list[str]
+    data_version: str
+    index_df_hash: str
+
+
+def statistics_dir(name: str, home: Path | None = None) -> Path:
+    return artifacts_root("statistics", home) / name
+
+
+def image_statistics(name: str, home: Path | None = None, *, progress: bool = True,
+                     on_error: str = "raise") -> StatisticsArtifact:
+    """Exact per-image statistics joined to the df, plus per-split aggregates and the train
+    split's MEANS / STD_DEVS in summary.json."""
+    from geovision.data.statistics import (
+        check_statistics,
+        compute_image_statistics,
+        means_and_std_devs,
+        split_statistics,
+    )
+
+    home = geovision_home(home)
+    dataset_cls = get_dataset(name)
+    df = load_index(name, home)
+    stats = compute_image_statistics(dataset_cls, dataset_root(name, home), df,
+                                     progress=progress, on_error=on_error)
+    table, bands = stats.table, dataset_cls.BANDS
+    out = statistics_dir(name, home)
+    with atomic_file(out / "per_image.parquet") as tmp:
+        table.to_parquet(tmp, index=True)
+    splits = {}
+    for split in ("train", "val", "test", "all"):
+        agg = split_statistics(table, split, bands)
+        splits[split] = {"count": agg.count.tolist(), "mean": agg.mean.tolist(),
+                         "std": agg.std.tolist(), "min": agg.min.tolist(),
+                         "max": agg.max.tolist()}
+    means, stds = means_and_std_devs(table, bands, split="train", scale=dataset_cls.SCALE)
+    summary = {"bands": list(bands), "train_means": list(means), "train_std_devs": list(stds),
+               "splits": splits, "index_df_hash": hash_dataframe(df),
+               "skipped": [list(s) for s in stats.skipped]}
+    with atomic_file(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    return StatisticsArtifact(
+        table_path=out / "per_image.parquet", summary_path=out / "summary.json",
+        num_images=len(table), index_rows=len(df), skipped=stats.skipped, means=means,
+        std_devs=stds, problems=check_statistics(table, bands, df),
+        data_version=hash_dataframe(table), index_df_hash=summary["index_df_hash"])
+
+
+def load_statistics_summary(name: str, home: Path | None = None) -> dict[str, Any]:
+    path = statistics_dir(name, home) / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No statistics for dataset {name!r} at {path}: materialize "
+                                "image_statistics for it first.")
+    return json.loads(path.read_text())
+
+
+# ----- shards -----------------------------------------------------------------------------
+
+
+@dataclass
+class ShardsArtifact:
+    path: Path
+    results: dict[str, Any]
+    records_compared: int
+    mismatches: int
+    data_version: str
+    index_df_hash: str
+
+
+def shards_dir(name: str, kind: str, home: Path | None = None) -> Path:
+    """`kind` is "hdf" or "mds"."""
+    return artifacts_root("shards", home) / name / kind
+
+
+def hdf_shards(name: str, home: Path | None = None, *, compression: str | None = "lzf",
+               progress: bool = True) -> ShardsArtifact:
+    """One HDF5 file per split, then a sample of records read back and compared."""
+    from geovision.data.shards.hdf import HdfDataset
+
+    home = geovision_home(home)
+    out = shards_dir(name, "hdf", home)
+    return _write_and_verify(
+        name, home, out,
+        lambda cls, root, df: cls.write_to_hdf(root, out, df=df, splits=SHARD_SPLITS,
+                                               compression=compression, progress=progress),
+        lambda split, source: HdfDataset(out / f"{split}.h5", source.sample_transform))
+
+
+def streaming_shards(name: str, home: Path | None = None, *, remote: str | None = None,
+                     progress: bool = True, cache_dir: Path | None = None) -> ShardsArtifact:
+    """One MosaicML streaming folder per split (optionally uploaded to `remote`), then a sample
+    of records read back through StreamingDataset and compared."""
+    from geovision.data.shards.streaming import StreamingGeoDataset
+
+    home = geovision_home(home)
+    out = shards_dir(name, "mds", home)
+    cache = cache_dir or artifacts_root("cache", home) / "mds" / name
+    return _write_and_verify(
+        name, home, out,
+        lambda cls, root, df: cls.write_to_streaming(root, out, df=df, splits=SHARD_SPLITS,
+                                                     remote=remote, progress=progress),
+        lambda split, source: StreamingGeoDataset(str(out / split), source.sample_transform,
+                                                  cache_dir=cache / split))
+
+
+def _write_and_verify(name, home, out, write, open_reader) -> ShardsArtifact:
+    from geovision.data.shards.verify import compare_with_source
+
+    dataset_cls, df = get_dataset(name), load_index(name, home)
+    root = dataset_root(name, home)
+    results = write(dataset_cls, root, df)
+    compared = mismatched = 0
+    for split in SHARD_SPLITS:
+        source = dataset_cls(root, df=df, split=split)
+        indices = np.unique(np.linspace(0, len(source) - 1, VERIFY_SAMPLES).astype(int))
+        mismatched += len(compare_with_source(open_reader(split, source), source,
+                                              indices.tolist()))
+        compared += len(indices)
+    version = sha256_bytes("".join(f"{s}:{r.sha256};" for s, r in sorted(results.items()))
+                           .encode())
+    return ShardsArtifact(path=out, results=results, records_compared=compared,
+                          mismatches=mismatched, data_version=version,
+                          index_df_hash=hash_dataframe(df))
+
+
+# ----- training and analysis --------------------------------------------------------------
+
+
+@dataclass
+class ModelArtifact:
+    record_path: Path
+    record: dict[str, Any]
+    plots: list[Path]
+    config: Any
+    upstream: dict[str, str] = field(default_factory=dict)
+
+
+def model_record_path(dataset: str, recipe: str, home: Path | None = None) -> Path:
+    return artifacts_root("models", home) / dataset / f"{recipe}.json"
+
+
+def load_model_record(dataset: str, recipe: str, home: Path | None = None) -> dict[str, Any]:
+    path = model_record_path(dataset, recipe, home)
+    if not path.is_file():
+        raise FileNotFoundError(f"No trained model for dataset={dataset} recipe={recipe} "
+                                f"({path}): materialize trained_model for it first.")
+    return json.loads(path.read_text())
+
+
+def trained_model(dataset: str, recipe_path: Path, home: Path | None = None, *,
+                  progress: bool = True) -> ModelArtifact:
+    """Train the recipe on the dataset's index, normalised with the train split's exact
+    statistics and read from the shards the recipe names; test the best checkpoint; record it
+    as the (dataset, recipe) model."""
+    from geovision.data.transforms import ScaleNormalize
+    from geovision.experiment.config import load_config
+    from geovision.experiment.plots import plot_curves
+    from geovision.experiment.rundir import read_metrics
+    from geovision.experiment.train import train
+
+    home = geovision_home(home)
+    recipe_path = Path(recipe_path)
+    config = load_config(recipe_path, dataset_name=dataset)
+    dataset_cls = get_dataset(dataset)
+    df = load_index(dataset, home)
+    summary = load_statistics_summary(dataset, home)
+    means, stds = summary["train_means"], summary["train_std_devs"]
+    shards = {"hdf": shards_dir(dataset, "hdf", home),
+              "streaming": shards_dir(dataset, "mds", home)}.get(config.data.source)
+    upstream = {"index_df_hash": hash_dataframe(df),
+                "statistics_sha256": sha256_file(statistics_dir(dataset, home) / "summary.json"),
+                "recipe_sha256": sha256_file(recipe_path)}
+    result = train(config, home=home, root=dataset_root(dataset, home), df=df,
+                   image_transform=ScaleNormalize(means, stds, dataset_cls.SCALE),
+                   shards_dir=shards, progress=progress,
+                   provenance={"upstream": upstream,
+                               "normalisation": {"means": means, "std_devs": stds}})
+    plots = plot_curves(read_metrics(result.run_dir), result.run_dir / "plots")
+    record = {"dataset": dataset, "recipe": recipe_path.stem, "run_dir": str(result.run_dir),
+              "checkpoint": str(result.best_checkpoint), "epochs": result.epochs,
+              "config_hash": config.config_hash(), "means": means, "std_devs": stds,
+              "test_metrics": result.test_metrics, "chance_accuracy": result.chance_accuracy,
+              "checkpoint_sha256": sha256_file(result.best_checkpoint)}
+    path = model_record_path(dataset, recipe_path.stem, home)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    return ModelArtifact(record_path=path, record=record, plots=plots, config=config,
+                         upstream=upstream)
+
+
+def attribution(dataset: str, recipe: str, home: Path | None = None, *,
+                num_images: int = 6) -> Any:
+    """Integrated Gradients maps of the recorded (dataset, recipe) model on test images."""
+    from geovision.analysis.attribution import attribution_report
+    from geovision.data.transforms import ScaleNormalize
+    from geovision.experiment.train import load_module
+
+    home = geovision_home(home)
+    record = load_model_record(dataset, recipe, home)
+    dataset_cls = get_dataset(dataset)
+    test_set = dataset_cls(dataset_root(dataset, home), df=load_index(dataset, home),
+                           split="test", image_transform=ScaleNormalize(
+                               record["means"], record["std_devs"], dataset_cls.SCALE))
+    module = load_module(Path(record["checkpoint"]))
+    return attribution_report(module.model, test_set,
+                              artifacts_root("attribution", home) / dataset / recipe,
+                              num_images=num_images)
+

@@ -1,0 +1,75 @@
+"""The code location loads, validates, and stays light (no torch at import)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import Definitions
+
+from geovision.data.registry import list_datasets
+from geovision_assets.definitions import defs
+from geovision_assets.partitions import dataset_partitions, dataset_recipe_partitions
+from geovision_assets.sensors import new_recipes
+
+EXPECTED = {"raw_dataset", "dataset_index", "image_statistics", "hdf_shards", "streaming_shards",
+            "trained_model", "attribution_report"}
+
+
+def test_definitions_validate():
+    Definitions.validate_loadable(defs)
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert EXPECTED <= keys
+
+
+def test_partitions_follow_the_registry():
+    assert dataset_partitions.get_partition_keys() == list_datasets()
+    assert [d.name for d in dataset_recipe_partitions.partitions_defs] == ["dataset", "recipe"]
+
+
+def test_model_assets_map_to_their_dataset_partition():
+    graph = defs.resolve_asset_graph()
+    from dagster import AssetKey, MultiPartitionKey
+    from dagster._core.instance import DagsterInstance
+
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("recipe", ["demo"])
+    node = graph.get(AssetKey("trained_model"))
+    parents = {k.to_user_string() for k in node.parent_keys}
+    assert {"image_statistics", "hdf_shards", "streaming_shards"} <= parents
+    key = MultiPartitionKey({"dataset": "synthetic", "recipe": "demo"})
+    mapping = node.assets_def.get_partition_mapping(AssetKey("hdf_shards"))
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        dataset_recipe_partitions.subset_with_partition_keys([key]),
+        dataset_recipe_partitions, dataset_partitions, dynamic_partitions_store=instance)
+    assert list(upstream.partitions_subset.get_partition_keys()) == ["synthetic"]
+
+
+def test_loading_the_code_location_does_not_import_torch():
+    code = ("import sys, geovision_assets.definitions; "
+            "print('torch' in sys.modules, 'lightning' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False False"
+
+
+def test_recipe_sensor_registers_new_valid_recipes(tmp_path):
+    from dagster import DagsterInstance, SensorResult, build_sensor_context
+
+    from geovision_assets.resources import RecipeLibrary
+    from geovision_assets.sensors import recipe_sensor
+
+    (tmp_path / "good.yaml").write_text(Path("recipes/demo.yaml").read_text())
+    (tmp_path / "bad.yaml").write_text("project: p\nname: n\ntask: classification\n")
+    instance = DagsterInstance.ephemeral()
+    context = build_sensor_context(instance=instance,
+                                   resources={"recipes": RecipeLibrary(path=str(tmp_path))})
+    result = recipe_sensor(context)
+    assert isinstance(result, SensorResult)
+    (request,) = result.dynamic_partitions_requests
+    assert request.partitions_def_name == "recipe"
+    assert list(request.partition_keys) == ["good"]
+    instance.add_dynamic_partitions("recipe", ["good"])
+    assert new_recipes(["good"], ["good", "b", "a"]) == ["a", "b"]
+    assert recipe_sensor(context).__class__.__name__ == "SkipReason"
