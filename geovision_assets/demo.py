@@ -10,8 +10,9 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 
-from dagster import DagsterInstance, MultiPartitionKey, materialize
+from dagster import DagsterInstance, ExecuteInProcessResult, MultiPartitionKey, materialize
 
 from geovision_assets.definitions import DATASET_ASSETS, MODEL_ASSETS, default_resources
 from geovision_assets.partitions import recipe_partitions
@@ -20,9 +21,16 @@ DATASET = "synthetic"
 RECIPE = "demo"
 
 
-def run_demo(instance: DagsterInstance, dataset: str = DATASET, recipe: str = RECIPE) -> dict:
+@dataclass
+class DemoResult:
+    summary: dict
+    runs: list[ExecuteInProcessResult]
+
+
+def run_demo(instance: DagsterInstance, dataset: str = DATASET,
+             recipe: str = RECIPE) -> DemoResult:
     """Materialize every dataset asset for `dataset`, then every model asset for
-    (`dataset`, `recipe`); return what a person wants to see first."""
+    (`dataset`, `recipe`); return the runs and what a person wants to see first."""
     from geovision.pipeline import load_model_record
 
     resources = default_resources()
@@ -30,13 +38,15 @@ def run_demo(instance: DagsterInstance, dataset: str = DATASET, recipe: str = RE
         resources["recipes"].recipe_path(recipe)  # a clear error if the file is missing
         instance.add_dynamic_partitions(recipe_partitions.name, [recipe])
     started = time.perf_counter()
-    materialize(DATASET_ASSETS, partition_key=dataset, instance=instance, resources=resources)
+    runs = [materialize(DATASET_ASSETS, partition_key=dataset, instance=instance,
+                        resources=resources)]
     model_key = MultiPartitionKey({"dataset": dataset, "recipe": recipe})
-    materialize(MODEL_ASSETS, partition_key=str(model_key), instance=instance,
-                resources=resources)
+    runs.append(materialize(MODEL_ASSETS, partition_key=str(model_key), instance=instance,
+                            resources=resources))
     record = load_model_record(dataset, recipe, resources["home"].root())
-    return {"seconds": round(time.perf_counter() - started, 1), "home":
-            str(resources["home"].root()), **record}
+    summary = {"seconds": round(time.perf_counter() - started, 1),
+               "home": str(resources["home"].root()), **record}
+    return DemoResult(summary=summary, runs=runs)
 
 
 def main() -> int:
@@ -44,7 +54,7 @@ def main() -> int:
         print("Set DAGSTER_HOME to keep the demo's history (make demo does this).",
               file=sys.stderr)
         return 2
-    summary = run_demo(DagsterInstance.get())
+    summary = run_demo(DagsterInstance.get()).summary
     accuracy = summary["test_metrics"].get("test_accuracy")
     print("\n=== geovision demo ===")
     print(f"materialized in {summary['seconds']} s; artifacts under {summary['home']}")
