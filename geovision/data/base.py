@@ -231,6 +231,34 @@ class GeoDataset(Dataset):
             "by hand in the dataset's published layout.")
 
     @classmethod
+    def write_to_hdf(cls, root: str | os.PathLike, out_dir: str | os.PathLike, *,
+                     df: pd.DataFrame | None = None,
+                     splits: tuple[str, ...] = ("train", "val", "test"),
+                     **kwargs: Any) -> dict[str, Any]:
+        """Write `<out_dir>/<split>.h5` for each split; kwargs go to `write_hdf`."""
+        from geovision.data.shards.hdf import write_hdf
+
+        df = cls.build_df(root) if df is None else df
+        return {split: write_hdf(cls(root, df=df, split=split), Path(out_dir) / f"{split}.h5",
+                                 **kwargs)
+                for split in splits}
+
+    @classmethod
+    def write_to_streaming(cls, root: str | os.PathLike, out_dir: str | os.PathLike, *,
+                           df: pd.DataFrame | None = None,
+                           splits: tuple[str, ...] = ("train", "val", "test"),
+                           remote: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Write the MDS folder `<out_dir>/<split>` (mirrored to `<remote>/<split>`) for each
+        split; kwargs go to `write_streaming`."""
+        from geovision.data.shards.streaming import write_streaming
+
+        df = cls.build_df(root) if df is None else df
+        return {split: write_streaming(
+                    cls(root, df=df, split=split), Path(out_dir) / split,
+                    remote=None if remote is None else f"{remote.rstrip('/')}/{split}", **kwargs)
+                for split in splits}
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         """The class-level facts recorded with every artifact made from this dataset."""
         return {

@@ -1,0 +1,176 @@
+"""One MosaicML streaming (MDS) folder per split, local and optionally mirrored to a remote.
+
+Columns are typed, fixed-shape ndarrays (`ndarray:<dtype>:<shape>`): no per-sample header and
+no pickling. The reader is map-style (shuffled by the DataLoader's sampler like the other
+readers) over a StreamingDataset, which fetches and caches shards from the remote on demand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.parse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from geovision.data.base import GeoDataset
+from geovision.data.shards.common import (
+    ShardWriteResult,
+    check_index,
+    iter_records,
+    record_layout,
+    shard_attributes,
+    transform_batch,
+)
+from geovision.hashing import hash_directory
+from geovision.io.atomic import atomic_dir
+from geovision.paths import artifacts_root
+
+DEFAULT_SIZE_LIMIT = 1 << 26  # 64 MiB of uncompressed samples per shard
+ATTRIBUTES_FILE = "geovision.json"
+INDEX_FILE = "index.json"
+_shared_memory_cleaned = False
+
+
+def _ndarray_column(dtype: np.dtype, shape: Sequence[int]) -> str:
+    return f"ndarray:{np.dtype(dtype).name}:{','.join(map(str, shape))}"
+
+
+def write_streaming(dataset: GeoDataset, out_dir: str | os.PathLike, *,
+                    remote: str | None = None, compression: str | None = None,
+                    size_limit: int | str = DEFAULT_SIZE_LIMIT,
+                    progress: bool = True) -> ShardWriteResult:
+    """Write every sample of `dataset` (one split) as MDS shards into `out_dir`, atomically.
+
+    `compression` is any streaming codec ("zstd", "zstd:7", "gz", "br", ...). With `remote`
+    (any URI streaming can upload to: s3://, gs://, ..., or a local path), the finished folder
+    is uploaded there, index.json last, so readers never see an index without its shards.
+    """
+    from streaming import MDSWriter
+    from streaming.base.compression import get_compressions
+
+    if compression is not None and compression not in get_compressions():
+        raise ValueError(f"Unknown streaming compression {compression!r}; use None or one of "
+                         f"{sorted(get_compressions())}.")
+    out_dir = Path(out_dir)
+    layout = record_layout(dataset)
+    columns = {"image": _ndarray_column(layout.image_dtype, layout.image_shape),
+               "df_idx": "int64"}
+    if layout.mask_shape is None:
+        columns["label"] = "int64"
+    else:
+        columns["mask"] = _ndarray_column(layout.mask_dtype, layout.mask_shape)
+    desc = f"{dataset.NAME} {dataset.split} -> {out_dir.name}"
+    with atomic_dir(out_dir) as tmp:
+        with MDSWriter(out=str(tmp), columns=columns, compression=compression,
+                       size_limit=size_limit) as writer:
+            for image, target, df_idx in iter_records(dataset, layout, progress, desc):
+                sample = {"image": image, "df_idx": int(df_idx)}
+                if layout.mask_shape is None:
+                    sample["label"] = int(target)
+                else:
+                    sample["mask"] = target
+                writer.write(sample)
+        attributes = shard_attributes(dataset, layout)
+        (tmp / ATTRIBUTES_FILE).write_text(json.dumps(attributes, indent=1, sort_keys=True))
+    if remote is not None:
+        upload_directory(out_dir, remote)
+    num_bytes = sum(p.stat().st_size for p in out_dir.iterdir() if p.is_file())
+    return ShardWriteResult(path=out_dir, count=len(dataset), sha256=hash_directory(out_dir),
+                            num_bytes=num_bytes, remote=remote)
+
+
+def upload_directory(local_dir: str | os.PathLike, remote: str) -> None:
+    """Copy a finished MDS folder to `remote` with streaming's uploaders, index.json last."""
+    from streaming.base.storage.upload import CloudUploader
+
+    local_dir = Path(local_dir)
+    uploader = CloudUploader.get(out=(str(local_dir), remote), keep_local=True, exist_ok=True)
+    names = sorted((p.name for p in local_dir.iterdir() if p.is_file()),
+                   key=lambda name: (name == INDEX_FILE, name))
+    for name in names:
+        uploader.upload_file(name)
+
+
+def is_remote(location: str | os.PathLike) -> bool:
+    """Whether `location` is a URI (s3://, gs://, ...) rather than a local path."""
+    return urllib.parse.urlparse(str(location)).scheme != ""
+
+
+def default_cache_dir(location: str) -> Path:
+    """A cache folder of its own for each remote location (so for each split)."""
+    digest = hashlib.sha256(location.encode()).hexdigest()[:16]
+    name = location.rstrip("/").rsplit("/", 1)[-1]
+    return artifacts_root("cache") / "streaming" / f"{name}-{digest}"
+
+
+def clean_stale_shared_memory_once() -> None:
+    """Free shared memory left by crashed streaming runs, before this process opens any.
+
+    Only once per process: the cleaner frees every streaming segment it finds, so calling it
+    again would pull the segments from under datasets this process already opened.
+    """
+    global _shared_memory_cleaned
+    if not _shared_memory_cleaned:
+        from streaming.base.util import clean_stale_shared_memory
+
+        clean_stale_shared_memory()
+        _shared_memory_cleaned = True
+
+
+class StreamingGeoDataset(Dataset):
+    """Map-style reader of a `write_streaming` folder, returning the map-style dataset's tuples.
+
+    `local_or_remote` is the MDS folder or a remote URI. With `cache_dir` (or for a remote,
+    always) shards are fetched into that folder, which must be this split's own; a local folder
+    without `cache_dir` is read in place. Extra keyword arguments go to StreamingDataset.
+    """
+
+    def __init__(self, local_or_remote: str | os.PathLike, sample_transform: Callable | None,
+                 cache_dir: str | os.PathLike | None = None, **streaming_kwargs: Any) -> None:
+        from streaming import StreamingDataset
+
+        location = str(local_or_remote)
+        if not is_remote(location) and not (Path(location) / INDEX_FILE).is_file():
+            raise FileNotFoundError(f"No MDS index at {Path(location) / INDEX_FILE}: write the "
+                                    "shards first with write_streaming or "
+                                    "GeoDataset.write_to_streaming.")
+        if cache_dir is None and not is_remote(location):
+            local, remote = location, None
+        else:
+            local = str(cache_dir if cache_dir is not None else default_cache_dir(location))
+            remote = location
+        clean_stale_shared_memory_once()
+        self.location = location
+        self.sample_transform = sample_transform
+        self.streaming = StreamingDataset(local=local, remote=remote, **streaming_kwargs)
+        self._target_name = "mask" if "mask" in self.streaming.shards[0].column_names else "label"
+
+    def __len__(self) -> int:
+        return self.streaming.num_samples
+
+    def _record(self, index: int) -> tuple[np.ndarray, Any, int]:
+        sample = self.streaming.get_item(check_index(index, len(self)))
+        target = int(sample["label"]) if self._target_name == "label" else sample["mask"]
+        return sample["image"], target, int(sample["df_idx"])
+
+    def read_raw(self, index: int) -> tuple[np.ndarray, Any, int]:
+        """The stored sample: (image array, label int or mask array, df_idx)."""
+        image, target, df_idx = self._record(index)
+        # Decoded arrays view read-only buffers; copies are writable like every other reader's.
+        return np.array(image), target if isinstance(target, int) else np.array(target), df_idx
+
+    def __getitem__(self, index: int) -> tuple[Any, Any, int]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any, int]]:
+        records = [self._record(int(i)) for i in indices]
+        images = np.stack([image for image, _, _ in records])
+        targets = [t if isinstance(t, int) else np.array(t) for _, t, _ in records]
+        return transform_batch(self.sample_transform, images, targets,
+                               [i for _, _, i in records])

@@ -1,0 +1,470 @@
+"""Exact per-band image statistics, per image and per split.
+
+Sampling pixels makes statistics irreproducible and integer data loses nothing to exactness, so
+every pixel counts: integer images (8 and 16 bit) go through one exact histogram per band, from
+which count, sum, sum of squares, min and max follow in integer arithmetic; float images take a
+float64 two-pass over the array already in memory. Images and splits merge with Chan's parallel
+formula, so a split's statistics are computed from the per-image rows without reading any pixel
+again.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from geovision.data.image_io import ImageReadError
+from geovision.data.splits import ROW_SPLITS, rows_in_split
+from geovision.data.transforms import unit_scale
+
+DEFAULT_BINS_16BIT = 1024
+STAT_NAMES = ("count", "mean", "var", "std", "min", "max")
+OBJECT_SIZE_BINS = 32  # object areas in [2**k, 2**(k+1)) pixels, k = 0..31
+ON_ERROR = ("raise", "skip")
+
+
+# ----- one array --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BandStats:
+    """Per-band moments of a set of pixels (one image, a split, ...): arrays of length C.
+
+    `m2` is the sum of squared deviations from the mean; `var` is the population variance
+    m2 / count. `hist[c, k]` counts band c's values in [hist_lo + k * bin_width,
+    hist_lo + (k + 1) * bin_width); it exists for 8- and 16-bit integer data only.
+    """
+
+    count: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    hist: np.ndarray | None = None
+    hist_lo: int = 0
+    bin_width: int = 1
+
+    @property
+    def num_bands(self) -> int:
+        return len(self.count)
+
+    @property
+    def var(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, self.m2 / self.count, np.nan)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.var)
+
+    def merge(self, other: BandStats) -> BandStats:
+        """The statistics of both pixel sets together (Chan et al.'s pairwise update)."""
+        if other.num_bands != self.num_bands:
+            raise ValueError(f"Cannot merge statistics of {self.num_bands} and "
+                             f"{other.num_bands} bands.")
+        if (self.hist is None) != (other.hist is None) or (
+                self.hist is not None and (self.hist.shape != other.hist.shape
+                                           or self.hist_lo != other.hist_lo
+                                           or self.bin_width != other.bin_width)):
+            raise ValueError("Cannot merge statistics with different histogram layouts: compute "
+                             "both from the same dtype with the same bins_16bit.")
+        count, mean, m2 = _chan(self.count, self.mean, self.m2, other.count, other.mean, other.m2)
+        return BandStats(
+            count=count, mean=mean, m2=m2,
+            min=np.fmin(self.min, other.min), max=np.fmax(self.max, other.max),
+            hist=None if self.hist is None else self.hist + other.hist,
+            hist_lo=self.hist_lo, bin_width=self.bin_width,
+        )
+
+    def percentiles(self, q: float | Sequence[float]) -> np.ndarray:
+        """Per-band percentiles from the histogram, shape (C, len(q)).
+
+        The nearest-rank value (numpy's "inverted_cdf" method), exact when bin_width is 1 and
+        otherwise the lower edge of the bin that holds it.
+        """
+        if self.hist is None:
+            raise ValueError("Percentiles need a histogram, which only 8- and 16-bit integer "
+                             "images have; float statistics carry moments only.")
+        qs = np.atleast_1d(np.asarray(q, dtype=np.float64))
+        if np.any((qs < 0) | (qs > 100)):
+            raise ValueError(f"Percentiles must lie in [0, 100], got {qs.tolist()}.")
+        out = np.full((self.num_bands, len(qs)), np.nan)
+        cumulative = np.cumsum(self.hist, axis=1)
+        for band, total in enumerate(self.count):
+            if total == 0:
+                continue
+            ranks = np.maximum(np.ceil(qs / 100 * total), 1)
+            bins = np.searchsorted(cumulative[band], ranks, side="left")
+            out[band] = self.hist_lo + bins * self.bin_width
+        return out
+
+
+def _chan(na: np.ndarray, ma: np.ndarray, m2a: np.ndarray, nb: np.ndarray, mb: np.ndarray,
+          m2b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chan's formula: count, mean and M2 of two pixel sets from theirs (elementwise)."""
+    na, nb = np.asarray(na, dtype=np.int64), np.asarray(nb, dtype=np.int64)
+    n = na + nb
+    fa, fb = na.astype(np.float64), nb.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delta = mb - ma
+        mean = np.where(nb == 0, ma, np.where(na == 0, mb, ma + delta * (fb / n)))
+        m2 = np.where(nb == 0, m2a, np.where(na == 0, m2b, m2a + m2b + delta**2 * (fa * fb / n)))
+    return n, mean, m2
+
+
+def _tree_reduce(count: np.ndarray, mean: np.ndarray, m2: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge rows (axis 0) pairwise in a balanced tree: log2(N) vectorised Chan steps."""
+    while len(count) > 1:
+        half = len(count) // 2
+        pair = slice(0, 2 * half, 2), slice(1, 2 * half, 2)
+        merged = _chan(count[pair[0]], mean[pair[0]], m2[pair[0]],
+                       count[pair[1]], mean[pair[1]], m2[pair[1]])
+        if len(count) % 2:
+            merged = tuple(np.concatenate([m, a[-1:]]) for m, a in zip(merged, (count, mean, m2),
+                                                                        strict=True))
+        count, mean, m2 = merged
+    return count[0], mean[0], m2[0]
+
+
+def histogram_layout(dtype: np.dtype, bins_16bit: int = DEFAULT_BINS_16BIT
+                     ) -> tuple[int, int, int] | None:
+    """(hist_lo, bin_width, bins) of the exact histogram for `dtype`, None if it has none."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.integer) or dtype.itemsize > 2:
+        return None
+    num_values = 1 << (8 * dtype.itemsize)
+    bins = num_values if dtype.itemsize == 1 else bins_16bit
+    if bins < 1 or bins > num_values or num_values % bins or bins & (bins - 1):
+        raise ValueError(f"bins_16bit={bins_16bit} must be a power of two between 1 and 65536.")
+    return int(np.iinfo(dtype).min), num_values // bins, bins
+
+
+def array_stats(image: np.ndarray, nodata: float | None = None, *,
+                bins_16bit: int = DEFAULT_BINS_16BIT) -> BandStats:
+    """Exact per-band statistics of one (C, H, W) image, ignoring NaN and `nodata` pixels.
+
+    8- and 16-bit integer images get histograms (256 bins for 8 bit, `bins_16bit` for 16 bit).
+    """
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(f"array_stats expects a (C, H, W) image, got shape {image.shape}.")
+    layout = histogram_layout(image.dtype, bins_16bit)
+    if layout is not None:
+        return _integer_stats(image, nodata, *layout)
+    if not (np.issubdtype(image.dtype, np.floating) or np.issubdtype(image.dtype, np.integer)):
+        raise TypeError(f"array_stats supports integer and float images, not {image.dtype}.")
+    return _float_stats(image, nodata)
+
+
+def _integer_stats(image: np.ndarray, nodata: float | None, lo: int, bin_width: int,
+                   bins: int) -> BandStats:
+    num_values = bins * bin_width
+    values = np.arange(num_values, dtype=np.int64) + lo
+    full = np.empty((image.shape[0], num_values), dtype=np.int64)
+    for band, array in enumerate(image):
+        flat = array.reshape(-1)
+        # bincount needs non-negative indices; uint8 is used as is, the rest shifted by -min.
+        flat = flat if image.dtype == np.uint8 else np.subtract(flat, lo, dtype=np.int32)
+        if not flat.flags.writeable:
+            flat = flat.copy()
+        # torch's bincount takes uint8 directly; numpy's first widens every pixel to int64.
+        full[band] = torch.bincount(torch.from_numpy(flat), minlength=num_values).numpy()
+    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+        if nodata != int(nodata) or not lo <= nodata < lo + num_values:
+            raise ValueError(f"nodata={nodata} is not a value of {image.dtype} images.")
+        full[:, int(nodata) - lo] = 0
+    count = full.sum(axis=1)
+    # Exact integer sums: |values| <= 65535 keeps x**2 * count in int64 up to 2**31 pixels.
+    sums, squares = full @ values, full @ (values * values)
+    mean, m2, low, high = (np.full(len(count), np.nan) for _ in range(4))
+    for band, n in enumerate(count.tolist()):
+        if n == 0:
+            m2[band] = 0.0
+            continue
+        s, ss = int(sums[band]), int(squares[band])
+        mean[band] = s / n  # Python int division rounds once, correctly
+        m2[band] = (n * ss - s * s) / n
+        present = np.flatnonzero(full[band])
+        low[band], high[band] = values[present[0]], values[present[-1]]
+    hist = full.reshape(len(count), bins, bin_width).sum(axis=2) if bin_width > 1 else full
+    return BandStats(count=count, mean=mean, m2=m2, min=low, max=high, hist=hist, hist_lo=lo,
+                     bin_width=bin_width)
+
+
+def _float_stats(image: np.ndarray, nodata: float | None) -> BandStats:
+    num_bands = image.shape[0]
+    count = np.zeros(num_bands, dtype=np.int64)
+    mean, m2, low, high = (np.full(num_bands, np.nan) for _ in range(4))
+    is_float = np.issubdtype(image.dtype, np.floating)
+    for band, array in enumerate(image):
+        flat = array.reshape(-1)
+        valid = np.isnan(flat) if is_float else np.zeros(flat.shape, dtype=bool)
+        if nodata is not None and not math.isnan(nodata):
+            valid |= flat == nodata
+        np.logical_not(valid, out=valid)
+        if not valid.all():
+            flat = flat[valid]
+        count[band] = n = flat.size
+        if n == 0:
+            m2[band] = 0.0
+            continue
+        x = flat.astype(np.float64)
+        mean[band] = center = x.sum() / n
+        x -= center
+        m2[band] = x @ x
+        low[band], high[band] = flat.min(), flat.max()
+    return BandStats(count=count, mean=mean, m2=m2, min=low, max=high)
+
+
+# ----- masks ------------------------------------------------------------------------------------
+
+
+def mask_stats(mask: np.ndarray, image: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
+    """Per-class pixel counts, per-class per-band sums and object-size histograms of a mask.
+
+    Values outside 0..num_classes-1 (an ignore index) belong to no class. Objects are
+    4-connected components; `object_size_hist[c, k]` counts class c objects of
+    2**k .. 2**(k+1) - 1 pixels.
+    """
+    from scipy import ndimage
+
+    if mask.shape != image.shape[1:]:
+        raise ValueError(f"Mask shape {mask.shape} differs from the image's {image.shape[1:]}.")
+    flat = mask.reshape(-1).astype(np.int64)
+    inside = (flat >= 0) & (flat < num_classes)
+    labels = np.where(inside, flat, num_classes)
+    pixels = np.bincount(labels, minlength=num_classes + 1)[:num_classes]
+    band_sums = np.stack([
+        np.bincount(labels, weights=band.reshape(-1).astype(np.float64),
+                    minlength=num_classes + 1)[:num_classes]
+        for band in image
+    ], axis=1)
+    size_hist = np.zeros((num_classes, OBJECT_SIZE_BINS), dtype=np.int64)
+    for cls in np.flatnonzero(pixels):
+        components, num = ndimage.label(mask == cls)
+        sizes = np.bincount(components.reshape(-1))[1:num + 1]
+        size_hist[cls] = np.bincount(np.log2(sizes).astype(np.int64),
+                                     minlength=OBJECT_SIZE_BINS)[:OBJECT_SIZE_BINS]
+    return {"pixels": pixels, "band_sums": band_sums, "object_size_hist": size_hist}
+
+
+# ----- dataset level ----------------------------------------------------------------------------
+
+
+def band_column(band: str, stat: str) -> str:
+    """Name of the table column holding `stat` of `band` (e.g. "red_mean", "red_hist")."""
+    return f"{band}_{stat}"
+
+
+def class_column(class_name: str, stat: str) -> str:
+    """Name of a segmentation column, e.g. "class_water_pixels", "class_water_red_sum"."""
+    return f"class_{class_name}_{stat}"
+
+
+@dataclass
+class ImageStatistics:
+    """Per-image statistics: `table` is the df (rows that could be read) joined with per-band
+    columns; `skipped` lists (path, reason) for images left out with on_error="skip"."""
+
+    table: pd.DataFrame
+    bands: tuple[str, ...]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(dataset: Any, nodata: float | None, bins_16bit: int, on_error: str) -> None:
+    torch.set_num_threads(1)  # one process per core already
+    _worker_state(dataset, nodata, bins_16bit, on_error)
+
+
+def _worker_state(dataset: Any, nodata: float | None, bins_16bit: int, on_error: str) -> None:
+    _WORKER.update(dataset=dataset, nodata=nodata, bins_16bit=bins_16bit, on_error=on_error)
+
+
+def _image_row(index: int) -> tuple[int, dict[str, Any] | None, tuple[str, str] | None]:
+    """Statistics of sample `index` of the worker's dataset as one table row."""
+    dataset = _WORKER["dataset"]
+    try:
+        image, target, df_idx = dataset.read_raw(index)
+    except ImageReadError as exc:
+        if _WORKER["on_error"] == "raise":
+            raise
+        return index, None, (str(dataset.split_df["image_path"].iloc[index]), str(exc))
+    stats = array_stats(image, _WORKER["nodata"], bins_16bit=_WORKER["bins_16bit"])
+    row: dict[str, Any] = {"df_idx": df_idx, "height": image.shape[1], "width": image.shape[2],
+                           "dtype": str(image.dtype)}
+    for band, name in enumerate(dataset.BANDS):
+        row[band_column(name, "count")] = int(stats.count[band])
+        row[band_column(name, "mean")] = float(stats.mean[band])
+        row[band_column(name, "var")] = float(stats.var[band])
+        row[band_column(name, "std")] = float(stats.std[band])
+        row[band_column(name, "min")] = float(stats.min[band])
+        row[band_column(name, "max")] = float(stats.max[band])
+        if stats.hist is not None:
+            row[band_column(name, "hist")] = stats.hist[band]
+    if dataset.TASK == "segmentation":
+        masks = mask_stats(target, image, dataset.num_classes)
+        for cls, cls_name in enumerate(dataset.CLASS_NAMES):
+            row[class_column(cls_name, "pixels")] = int(masks["pixels"][cls])
+            row[class_column(cls_name, "object_size_hist")] = masks["object_size_hist"][cls]
+            for band, name in enumerate(dataset.BANDS):
+                row[class_column(cls_name, f"{name}_sum")] = float(masks["band_sums"][cls, band])
+    return index, row, None
+
+
+def compute_image_statistics(dataset_cls: type, root: str | os.PathLike, df: pd.DataFrame, *,
+                             workers: int | None = None, progress: bool = True,
+                             on_error: str = "raise", nodata: float | None = None,
+                             bins_16bit: int = DEFAULT_BINS_16BIT) -> ImageStatistics:
+    """Statistics of every image in `df`, computed in `workers` processes (default: all cores).
+
+    Images are read with the dataset's own `read_raw`, so band-count checks and mask decoding
+    are the dataset's. A corrupt image raises ImageReadError naming the file, or with
+    on_error="skip" is left out of the table and listed in `skipped`.
+    """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error={on_error!r}; use one of {ON_ERROR}.")
+    dataset = dataset_cls(root, df=df, split="all")
+    workers = os.cpu_count() or 1 if workers is None else workers
+    workers = max(1, min(workers, len(dataset)))
+    init_args = (dataset, nodata, bins_16bit, on_error)
+    bar = tqdm(total=len(dataset), desc=f"{dataset_cls.NAME} statistics", unit="img",
+               leave=True, disable=not progress)
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[int, tuple[str, str]]] = []
+    with bar:
+        if workers == 1:
+            _worker_state(*init_args)
+            results = map(_image_row, range(len(dataset)))
+            pool = None
+        else:
+            pool = multiprocessing.get_context().Pool(workers, _init_worker, init_args)
+            chunk = max(1, min(64, len(dataset) // (workers * 8)))
+            results = pool.imap_unordered(_image_row, range(len(dataset)), chunksize=chunk)
+        try:
+            for index, row, problem in results:
+                if row is not None:
+                    rows.append(row)
+                else:
+                    skipped.append((index, problem))
+                bar.update()
+        finally:
+            _WORKER.clear()
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+    stats = pd.DataFrame(rows).set_index("df_idx").sort_index() if rows else None
+    table = df.join(stats, how="inner") if stats is not None else df.iloc[:0]
+    table.index.name = df.index.name
+    return ImageStatistics(table=table, bands=tuple(dataset_cls.BANDS),
+                           skipped=[problem for _, problem in sorted(skipped)])
+
+
+def _table_dtype(rows: pd.DataFrame) -> np.dtype:
+    dtypes = sorted(set(rows["dtype"]))
+    if len(dtypes) != 1:
+        raise ValueError(f"The statistics table mixes image dtypes {dtypes}; per-split "
+                         "statistics need one dtype. Convert the images to one dtype first.")
+    return np.dtype(dtypes[0])
+
+
+def split_statistics(table: pd.DataFrame, split: str, bands: Sequence[str]) -> BandStats:
+    """Statistics of every pixel of `split` (train, val, trainval, test, all), merged from the
+    per-image rows of `table`, as if computed over the split's pixels at once."""
+    rows = table[rows_in_split(table["split"], split)]
+    if rows.empty:
+        raise ValueError(f"The statistics table has no images in split {split!r}; choose a "
+                         "split that holds images or recompute the statistics.")
+    count = rows[[band_column(b, "count") for b in bands]].to_numpy(np.int64)
+    mean = rows[[band_column(b, "mean") for b in bands]].to_numpy(np.float64)
+    var = rows[[band_column(b, "var") for b in bands]].to_numpy(np.float64)
+    m2 = np.where(count > 0, var * count, 0.0)
+    total, mean, m2 = _tree_reduce(count, mean, m2)
+    low = np.fmin.reduce(rows[[band_column(b, "min") for b in bands]].to_numpy(np.float64))
+    high = np.fmax.reduce(rows[[band_column(b, "max") for b in bands]].to_numpy(np.float64))
+    hist, lo, width = None, 0, 1
+    hist_columns = [band_column(b, "hist") for b in bands]
+    if all(c in rows.columns for c in hist_columns):
+        hist = np.stack([np.stack(rows[c].to_list()).astype(np.int64).sum(axis=0)
+                         for c in hist_columns])
+        layout = histogram_layout(_table_dtype(rows), bins_16bit=hist.shape[1])
+        lo, width = layout[0], layout[1]
+    return BandStats(count=total, mean=mean, m2=m2, min=low, max=high, hist=hist, hist_lo=lo,
+                     bin_width=width)
+
+
+def means_and_std_devs(table: pd.DataFrame, bands: Sequence[str], split: str = "train",
+                       scale: float | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A dataset's MEANS and STD_DEVS: `split`'s per-band mean and std on images scaled to
+    [0, 1] by `scale` (default: the dtype's maximum, as the default image transform does)."""
+    rows = table[rows_in_split(table["split"], split)]
+    stats = split_statistics(table, split, bands)
+    divisor = unit_scale(_table_dtype(rows), scale)
+    return (tuple(float(m) / divisor for m in stats.mean),
+            tuple(float(s) / divisor for s in stats.std))
+
+
+def check_statistics(table: pd.DataFrame, bands: Sequence[str],
+                     df: pd.DataFrame | None = None) -> list[str]:
+    """Problems with a statistics table (empty when fine): missing or non-finite statistics,
+    pixel counts that do not add up per image or per split, rows missing for `df`."""
+    if table.empty:
+        return ["The statistics table has no rows."]
+    columns = [band_column(b, s) for b in bands for s in STAT_NAMES]
+    missing = [c for c in columns + ["height", "width", "split"] if c not in table.columns]
+    if missing:
+        return [f"The statistics table lacks columns {missing}; recompute it for bands "
+                f"{list(bands)}."]
+    problems = []
+    paths = table["image_path"].astype(str) if "image_path" in table else table.index.astype(str)
+
+    def report(bad: np.ndarray, what: str) -> None:
+        if bad.any():
+            problems.append(f"{int(bad.sum())} images {what}, e.g. {paths[bad].iloc[0]}.")
+
+    pixels = (table["height"] * table["width"]).to_numpy(np.int64)
+    for band in bands:
+        count = table[band_column(band, "count")].to_numpy(np.int64)
+        values = table[[band_column(band, s) for s in STAT_NAMES[1:]]].to_numpy(np.float64)
+        report(count == 0, f"have no valid {band!r} pixels (all nodata)")
+        report((count > 0) & ~np.isfinite(values).all(axis=1),
+               f"have non-finite {band!r} statistics")
+        report(count > pixels, f"count more {band!r} pixels than the image has")
+        mean, low, high = values[:, 0], values[:, 3], values[:, 4]
+        slack = 1e-9 * np.maximum(np.abs(low), np.abs(high))
+        report((count > 0) & ((mean < low - slack) | (mean > high + slack)),
+               f"have a {band!r} mean outside [min, max]")
+        if band_column(band, "hist") in table.columns:
+            sums = np.array([int(np.sum(h)) for h in table[band_column(band, "hist")]])
+            report(sums != count, f"have a {band!r} histogram that does not add up to the count")
+    splits = [s for s in ROW_SPLITS if (table["split"] == s).any()]
+    if not problems:
+        total = split_statistics(table, "all", bands)
+        parts = sum(split_statistics(table, s, bands).count for s in splits)
+        if not np.array_equal(parts, total.count):
+            problems.append(f"Per-split pixel counts {parts.tolist()} do not add up to the "
+                            f"dataset's {total.count.tolist()}.")
+        if not (np.isfinite(total.mean).all() and np.isfinite(total.std).all()):
+            problems.append("The dataset-level mean or std is not finite.")
+    if df is not None:
+        absent = df.index.difference(table.index)
+        if len(absent):
+            problems.append(f"{len(absent)} df rows have no statistics, e.g. "
+                            f"{df.loc[absent[0], 'image_path']}.")
+        extra = table.index.difference(df.index)
+        if len(extra):
+            problems.append(f"{len(extra)} statistics rows are not in the df (index values "
+                            f"{extra[:5].tolist()}); recompute the statistics for this df.")
+    return problems
