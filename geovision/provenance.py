@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -12,14 +13,20 @@ PACKAGES = ("geovision", "torch", "torchvision", "lightning", "torchmetrics", "n
             "dagster")
 
 
-def package_versions() -> dict[str, str]:
+@cache
+def _package_versions() -> tuple[tuple[str, str], ...]:
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(versions.items())
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that shape results (read once per process)."""
+    return dict(_package_versions())
 
 
 def git_commit(path: Path | None = None) -> str | None:
