@@ -7,6 +7,7 @@ the benchmarks all call these same functions.
     <home>/datasets/<name>/                 raw files          (geovision.data.acquire)
     <home>/index/<name>.parquet             the df             (geovision.data.acquire)
     <home>/statistics/<name>/               per_image.parquet, summary.json
+    <home>/eda/<name>/                      plots and summary.md
     <home>/shards/<name>/{hdf,mds}/         one file / MDS folder per split
     <home>/runs/<project>/<name>/<stamp>/   a training run
     <home>/models/<dataset>/<recipe>.json   the partition's latest trained model
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from geovision.data.acquire import load_index
 from geovision.data.registry import get_dataset
@@ -98,6 +100,15 @@ def load_statistics_summary(name: str, home: Path | None = None) -> dict[str, An
         raise FileNotFoundError(f"No statistics for dataset {name!r} at {path}: materialize "
                                 "image_statistics for it first.")
     return json.loads(path.read_text())
+
+
+def eda(name: str, home: Path | None = None) -> Any:
+    """Plots and a markdown summary of the dataset from its statistics table."""
+    from geovision.analysis.eda import eda_report
+
+    home = geovision_home(home)
+    table = pd.read_parquet(statistics_dir(name, home) / "per_image.parquet")
+    return eda_report(get_dataset(name), table, artifacts_root("eda", home) / name)
 
 
 # ----- shards -----------------------------------------------------------------------------

@@ -7,12 +7,13 @@ from dagster import Definitions
 from geovision_assets.assets.attribution import attribution_report
 from geovision_assets.assets.datasets import dataset_index, raw_dataset
 from geovision_assets.assets.shards import hdf_shards, streaming_shards
-from geovision_assets.assets.statistics import image_statistics
+from geovision_assets.assets.statistics import eda_report, image_statistics
 from geovision_assets.assets.training import trained_model
 from geovision_assets.resources import DetectorWeights, GeovisionHome, RecipeLibrary
 from geovision_assets.sensors import recipe_sensor
 
-DATASET_ASSETS = [raw_dataset, dataset_index, image_statistics, hdf_shards, streaming_shards]
+DATASET_ASSETS = [raw_dataset, dataset_index, image_statistics, eda_report, hdf_shards,
+                  streaming_shards]
 MODEL_ASSETS = [trained_model, attribution_report]
 
 

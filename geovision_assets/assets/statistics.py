@@ -54,3 +54,23 @@ def image_statistics(context: AssetExecutionContext, home: GeovisionHome) -> Mat
                                        "index_rows": stats.index_rows}),
         ],
     )
+
+
+@asset(partitions_def=dataset_partitions, deps=[image_statistics], code_version="1",
+       group_name="statistics", kinds={"matplotlib"})
+def eda_report(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
+    """A first look at the data: class balance per split, image sizes, band histograms, mean
+    spectral signature per class and, for segmentation, coverage and object sizes."""
+    from geovision.hashing import sha256_file
+    from geovision.pipeline import eda
+
+    report = eda(context.partition_key, home.root())
+    return MaterializeResult(
+        data_version=DataVersion(sha256_file(report.markdown_path)),
+        metadata={
+            "summary": MetadataValue.md(report.markdown),
+            "path": md.path(report.out_dir),
+            **{f"plot_{name}": md.png(path, name) for name, path in report.images.items()},
+            **md.provenance(),
+        },
+    )

@@ -13,7 +13,8 @@ from geovision_assets.definitions import defs
 from geovision_assets.partitions import dataset_partitions, dataset_recipe_partitions
 from geovision_assets.sensors import new_recipes
 
-EXPECTED = {"raw_dataset", "dataset_index", "image_statistics", "hdf_shards", "streaming_shards",
+EXPECTED = {"raw_dataset", "dataset_index", "image_statistics", "eda_report", "hdf_shards",
+            "streaming_shards",
             "trained_model", "attribution_report"}
 
 

@@ -14,7 +14,7 @@ from dagster import AssetKey, DagsterInstance
 from geovision.data.statistics import band_column
 from geovision_assets.demo import run_demo
 
-DATASET_KEYS = ("raw_dataset", "dataset_index", "image_statistics", "hdf_shards",
+DATASET_KEYS = ("raw_dataset", "dataset_index", "image_statistics", "eda_report", "hdf_shards",
                 "streaming_shards")
 MODEL_KEYS = ("trained_model", "attribution_report")
 
@@ -73,6 +73,15 @@ def test_dataset_outputs(demo):
         with h5py.File(home / "shards" / "synthetic" / "hdf" / f"{split}.h5") as f:
             assert len(f["df_idx"]) == count
         assert (home / "shards" / "synthetic" / "mds" / split / "index.json").is_file()
+
+
+def test_eda_report(demo):
+    instance, _, home = demo
+    assert (home / "eda" / "synthetic" / "summary.md").is_file()
+    meta = instance.get_latest_materialization_event(
+        AssetKey("eda_report")).asset_materialization.metadata
+    assert "vegetation" in meta["summary"].value
+    assert any(key.startswith("plot_") for key in meta)
 
 
 def test_model_outputs(demo):
