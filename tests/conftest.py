@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -21,3 +23,15 @@ def geovision_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("GEOVISION_HOME", str(home))
     return home
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip when a local service is unreachable; fail instead under
+    GEOVISION_REQUIRE_SERVICES=1 (as in CI), where every service must be there."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        message = f"{name} is not reachable on {host}:{port} ({exc}); start it to run this test"
+        if os.environ.get("GEOVISION_REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " (GEOVISION_REQUIRE_SERVICES=1 requires it)")
+        pytest.skip(message)
