@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,16 +12,20 @@ from torch.utils.data import DataLoader, Dataset
 
 from geovision.data.base import GeoDataset
 from geovision.experiment.config import ConfigError, ExperimentConfig
+from geovision.hashing import hash_dataframe
 
 TRAINING_SPLITS = ("train", "val", "test")
 
 
 def split_datasets(config: ExperimentConfig, dataset_cls: type[GeoDataset], root: Path,
-                   df: pd.DataFrame | None = None, image_transform: Callable | None = None,
+                   df: pd.DataFrame, image_transform: Callable | None = None,
                    shards_dir: Path | None = None) -> dict[str, Dataset]:
-    """One dataset per split, read the way `config.data.source` says."""
-    datasets = {split: dataset_cls(root, df=df, split=split, random_seed=config.random_seed,
-                                   image_transform=image_transform)
+    """One dataset per split of `df`, read the way `config.data.source` says.
+
+    Shards must have been written from this very df (its hash is stored with them), so a
+    model never trains on splits other than the ones recorded for it.
+    """
+    datasets = {split: dataset_cls(root, df=df, split=split, image_transform=image_transform)
                 for split in TRAINING_SPLITS}
     source = config.data.source
     if source == "files":
@@ -28,16 +33,27 @@ def split_datasets(config: ExperimentConfig, dataset_cls: type[GeoDataset], root
     if shards_dir is None:
         raise ConfigError(f"data.source={source!r} needs shards: write them first "
                           "(the hdf_shards / streaming_shards assets) or use source: files.")
+    shards_dir, expected = Path(shards_dir), hash_dataframe(df)
     if source == "hdf":
         from geovision.data.shards.hdf import HdfDataset
 
-        return {split: HdfDataset(Path(shards_dir) / f"{split}.h5", ds.sample_transform)
-                for split, ds in datasets.items()}
-    from geovision.data.shards.streaming import StreamingGeoDataset
+        readers = {split: HdfDataset(shards_dir / f"{split}.h5", ds.sample_transform)
+                   for split, ds in datasets.items()}
+        stored = {split: reader.attrs.get("df_hash") for split, reader in readers.items()}
+    else:
+        from geovision.data.shards.streaming import ATTRIBUTES_FILE, StreamingGeoDataset
 
-    return {split: StreamingGeoDataset(str(Path(shards_dir) / split), ds.sample_transform,
-                                       cache_dir=Path(shards_dir) / ".cache" / split)
-            for split, ds in datasets.items()}
+        readers = {split: StreamingGeoDataset(str(shards_dir / split), ds.sample_transform,
+                                              cache_dir=shards_dir / ".cache" / split)
+                   for split, ds in datasets.items()}
+        stored = {split: json.loads((shards_dir / split / ATTRIBUTES_FILE).read_text())
+                  .get("df_hash") for split in readers}
+    stale = sorted(split for split, value in stored.items() if value != expected)
+    if stale:
+        raise ConfigError(f"The {source} shards in {shards_dir} (splits {stale}) were written "
+                          "from a different dataset index than this run uses; rewrite them "
+                          "from this index (materialize the shard asset again).")
+    return readers
 
 
 def make_loader(dataset: Dataset, config: ExperimentConfig, shuffle: bool) -> DataLoader:

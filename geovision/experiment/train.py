@@ -55,14 +55,17 @@ def train(
     """Fit `config`, then evaluate the best checkpoint on the test split.
 
     `root`/`df` default to the registered dataset under the artifact root and its default
-    splits; `image_transform` lets callers normalise with statistics they computed;
+    splits (the same df the dataset_index asset writes); `image_transform` lets callers
+    normalise with statistics they computed;
     `provenance` is merged into hparams.yaml (e.g. upstream data versions).
     """
     home = geovision_home(home)
     dataset_cls = get_dataset(config.dataset_name)
     root = Path(root) if root else dataset_root(config.dataset_name, home)
     if df is None:
-        df = dataset_cls.build_df(root, config.random_seed)
+        # The dataset's own split settings, as the dataset_index asset uses: the split is part
+        # of the data's identity, not of one experiment's seed.
+        df = dataset_cls.build_df(root)
     run_dir = new_run_dir(config.project, config.name, home)
     write_yaml(run_dir / "hparams.yaml", {
         "config": config.model_dump(mode="json"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 import yaml
 
 from geovision.experiment.config import parse_config
@@ -49,3 +50,36 @@ def test_same_seed_gives_identical_metrics(synthetic_root, geovision_home):
     second = train(cfg, home=geovision_home, root=synthetic_root, progress=False)
     assert first.run_dir != second.run_dir
     pd.testing.assert_frame_equal(pd.read_csv(first.metrics_csv), pd.read_csv(second.metrics_csv))
+
+
+@pytest.mark.parametrize("source", ["hdf", "streaming"])
+def test_shards_train_exactly_like_files(source, synthetic_root, geovision_home, tmp_path):
+    """Shards written from the default index give the very same run as the image files."""
+    from geovision.data.datasets.synthetic import SyntheticClassification
+
+    shards = tmp_path / source
+    if source == "hdf":
+        SyntheticClassification.write_to_hdf(synthetic_root, shards, progress=False)
+    else:
+        SyntheticClassification.write_to_streaming(synthetic_root, shards, progress=False)
+    epochs = {"max_epochs": 1, "accelerator": "cpu"}
+    from_files = train(config(trainer=epochs), home=geovision_home, root=synthetic_root,
+                       progress=False)
+    from_shards = train(config(trainer=epochs, data={"batch_size": 64, "source": source}),
+                        home=geovision_home, root=synthetic_root, shards_dir=shards,
+                        progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(from_files.metrics_csv),
+                                  pd.read_csv(from_shards.metrics_csv))
+    assert from_files.test_metrics == from_shards.test_metrics
+
+
+def test_shards_from_another_index_are_refused(synthetic_root, geovision_home, tmp_path):
+    from geovision.data.datasets.synthetic import SyntheticClassification
+    from geovision.experiment.config import ConfigError
+
+    other = SyntheticClassification.build_df(synthetic_root, random_seed=99)
+    SyntheticClassification.write_to_hdf(synthetic_root, tmp_path, df=other, progress=False)
+    cfg = config(data={"batch_size": 64, "source": "hdf"})
+    with pytest.raises(ConfigError, match="different dataset index"):
+        train(cfg, home=geovision_home, root=synthetic_root, shards_dir=tmp_path,
+              progress=False)
