@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,14 +172,15 @@ def _integer_stats(image: np.ndarray, nodata: float | None, lo: int, bin_width: 
     num_values = bins * bin_width
     values = np.arange(num_values, dtype=np.int64) + lo
     full = np.empty((image.shape[0], num_values), dtype=np.int64)
-    for band, array in enumerate(image):
-        flat = array.reshape(-1)
-        # bincount needs non-negative indices; uint8 is used as is, the rest shifted by -min.
-        flat = flat if image.dtype == np.uint8 else np.subtract(flat, lo, dtype=np.int32)
-        if not flat.flags.writeable:
-            flat = flat.copy()
-        # torch's bincount takes uint8 directly; numpy's first widens every pixel to int64.
-        full[band] = torch.bincount(torch.from_numpy(flat), minlength=num_values).numpy()
+    with _single_threaded():
+        for band, array in enumerate(image):
+            flat = array.reshape(-1)
+            # bincount needs non-negative indices: uint8 as is, the rest shifted by -min.
+            flat = flat if image.dtype == np.uint8 else np.subtract(flat, lo, dtype=np.int32)
+            if not flat.flags.writeable:
+                flat = flat.copy()
+            # torch's bincount takes uint8 directly; numpy's first widens every pixel to int64.
+            full[band] = torch.bincount(torch.from_numpy(flat), minlength=num_values).numpy()
     if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
         if nodata != int(nodata) or not lo <= nodata < lo + num_values:
             raise ValueError(f"nodata={nodata} is not a value of {image.dtype} images.")
@@ -199,6 +201,18 @@ def _integer_stats(image: np.ndarray, nodata: float | None, lo: int, bin_width: 
     hist = full.reshape(len(count), bins, bin_width).sum(axis=2) if bin_width > 1 else full
     return BandStats(count=count, mean=mean, m2=m2, min=low, max=high, hist=hist, hist_lo=lo,
                      bin_width=bin_width)
+
+
+@contextmanager
+def _single_threaded() -> Iterator[None]:
+    """Run torch ops on one thread: a threaded bincount of one band is slower than a serial
+    one, and on busy cores many times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _float_stats(image: np.ndarray, nodata: float | None) -> BandStats:
@@ -305,13 +319,11 @@ def _image_row(index: int) -> tuple[int, dict[str, Any] | None, tuple[str, str] 
     stats = array_stats(image, _WORKER["nodata"], bins_16bit=_WORKER["bins_16bit"])
     row: dict[str, Any] = {"df_idx": df_idx, "height": image.shape[1], "width": image.shape[2],
                            "dtype": str(image.dtype)}
+    values = {"count": stats.count.tolist(), "mean": stats.mean.tolist(),
+              "var": stats.var.tolist(), "std": stats.std.tolist(), "min": stats.min.tolist(),
+              "max": stats.max.tolist()}
     for band, name in enumerate(dataset.BANDS):
-        row[band_column(name, "count")] = int(stats.count[band])
-        row[band_column(name, "mean")] = float(stats.mean[band])
-        row[band_column(name, "var")] = float(stats.var[band])
-        row[band_column(name, "std")] = float(stats.std[band])
-        row[band_column(name, "min")] = float(stats.min[band])
-        row[band_column(name, "max")] = float(stats.max[band])
+        row.update({band_column(name, stat): values[stat][band] for stat in STAT_NAMES})
         if stats.hist is not None:
             row[band_column(name, "hist")] = stats.hist[band]
     if dataset.TASK == "segmentation":
