@@ -9,6 +9,7 @@ the benchmarks all call these same functions.
     <home>/statistics/<name>/               per_image.parquet, summary.json
     <home>/eda/<name>/                      plots and summary.md
     <home>/shards/<name>/{hdf,mds}/         one file / MDS folder per split
+    <home>/features/<name>/                 region features (Arrow)
     <home>/runs/<project>/<name>/<stamp>/   a training run
     <home>/models/<dataset>/<recipe>.json   the partition's latest trained model
     <home>/attribution/<dataset>/<recipe>/  attribution maps
@@ -178,6 +179,41 @@ def _write_and_verify(name, home, out, write, open_reader) -> ShardsArtifact:
     return ShardsArtifact(path=out, results=results, records_compared=compared,
                           mismatches=mismatched, data_version=version,
                           index_df_hash=hash_dataframe(df))
+
+
+# ----- region features -------------------------------------------------------------------
+
+
+@dataclass
+class FeaturesArtifact:
+    extraction: Any
+    problems: list[str]
+    index_df_hash: str
+
+
+def region_features(name: str, home: Path | None = None, *, weights: Path | None = None,
+                    full_size: bool = False, progress: bool = True) -> FeaturesArtifact:
+    """LXMERT-style region features of every image in the dataset's index, as an Arrow dataset
+    in `<home>/features/<name>/`, checked for shapes and ranges. Without `weights` the detector
+    has seeded random weights, and the dataset says so."""
+    from geovision.features.checks import region_dataset_problems
+    from geovision.features.config import DetectorConfig
+    from geovision.features.extract import extract_region_features
+
+    home = geovision_home(home)
+    dataset_cls, df = get_dataset(name), load_index(name, home)
+    root = dataset_root(name, home)
+    config = DetectorConfig() if full_size else DetectorConfig.tiny()
+    names = [band.lower() for band in dataset_cls.BANDS]
+    rgb = tuple(names.index(c) for c in ("red", "green", "blue")) if {
+        "red", "green", "blue"} <= set(names) else None
+    result = extract_region_features([root / p for p in df["image_path"]],
+                                     artifacts_root("features", home) / name, weights=weights,
+                                     config=config, progress=progress, bands=rgb)
+    problems = region_dataset_problems(result.path, result.num_objects, result.feature_dim,
+                                       config.num_classes, config.num_attributes)
+    return FeaturesArtifact(extraction=result, problems=problems,
+                            index_df_hash=hash_dataframe(df))
 
 
 # ----- training and analysis --------------------------------------------------------------

@@ -6,6 +6,7 @@ from dagster import Definitions
 
 from geovision_assets.assets.attribution import attribution_report
 from geovision_assets.assets.datasets import dataset_index, raw_dataset
+from geovision_assets.assets.features import region_features
 from geovision_assets.assets.shards import hdf_shards, streaming_shards
 from geovision_assets.assets.statistics import eda_report, image_statistics
 from geovision_assets.assets.training import trained_model
@@ -13,7 +14,7 @@ from geovision_assets.resources import DetectorWeights, GeovisionHome, RecipeLib
 from geovision_assets.sensors import recipe_sensor
 
 DATASET_ASSETS = [raw_dataset, dataset_index, image_statistics, eda_report, hdf_shards,
-                  streaming_shards]
+                  streaming_shards, region_features]
 MODEL_ASSETS = [trained_model, attribution_report]
 
 

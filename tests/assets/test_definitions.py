@@ -14,7 +14,7 @@ from geovision_assets.partitions import dataset_partitions, dataset_recipe_parti
 from geovision_assets.sensors import new_recipes
 
 EXPECTED = {"raw_dataset", "dataset_index", "image_statistics", "eda_report", "hdf_shards",
-            "streaming_shards",
+            "streaming_shards", "region_features",
             "trained_model", "attribution_report"}
 
 

@@ -15,7 +15,7 @@ from geovision.data.statistics import band_column
 from geovision_assets.demo import run_demo
 
 DATASET_KEYS = ("raw_dataset", "dataset_index", "image_statistics", "eda_report", "hdf_shards",
-                "streaming_shards")
+                "streaming_shards", "region_features")
 MODEL_KEYS = ("trained_model", "attribution_report")
 
 
@@ -42,7 +42,8 @@ def test_every_run_and_check_succeeded(demo):
     evaluations = [e for run in result.runs for e in run.get_asset_check_evaluations()]
     names = {e.check_name for e in evaluations}
     assert {"files_exist", "splits_disjoint_and_complete", "finite_and_counts_add_up",
-            "rows_match_index", "hdf_reads_back_equal", "streaming_reads_back_equal"} <= names
+            "rows_match_index", "hdf_reads_back_equal", "streaming_reads_back_equal",
+            "shapes_and_ranges"} <= names
     assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
 
 
@@ -73,6 +74,20 @@ def test_dataset_outputs(demo):
         with h5py.File(home / "shards" / "synthetic" / "hdf" / f"{split}.h5") as f:
             assert len(f["df_idx"]) == count
         assert (home / "shards" / "synthetic" / "mds" / split / "index.json").is_file()
+
+
+def test_region_features(demo):
+    instance, _, home = demo
+    from geovision.features.loader import load_region_features
+
+    meta = instance.get_latest_materialization_event(
+        AssetKey("region_features")).asset_materialization.metadata
+    assert meta["weights"].value.startswith("RANDOM")
+    assert meta["num_images"].value == 400 and meta["num_objects"].value == 36
+    loader = load_region_features([home / "features" / "synthetic"], batch_size=8)
+    batch = next(iter(loader))
+    assert batch["visual_feats"].shape == (8, 36, meta["feature_dim"].value)
+    assert batch["visual_pos"].shape == (8, 36, 4)
 
 
 def test_eda_report(demo):
