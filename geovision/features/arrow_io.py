@@ -243,3 +243,48 @@ def import_tsv(tsv_path: str | os.PathLike, out_dir: str | os.PathLike,
     info = {"source": "tsv", "tsv": str(tsv_path), "random_weights": None}
     return write_region_dataset(rows, out_dir, num_objects, feature_dim, info,
                                 description=f"Region features imported from {tsv_path.name}.")
+
+
+def check_region_dataset(path: str | os.PathLike, batch_size: int = 256) -> list[str]:
+    """Problems with a region-feature dataset's shapes and ranges; an empty list means it
+    holds what consumers expect (the Dagster asset check runs this).
+
+    Checked: the recorded counts and widths, num_boxes within the slots, boxes inside their
+    image and not inverted, normalised boxes in [0, 1] and equal to boxes / size, finite
+    features, and padding slots that are empty.
+    """
+    dataset = read_region_dataset(path)
+    info = read_extraction_info(path)
+    num_objects, feature_dim = dataset.features["roi_features"].shape
+    problems = []
+    if len(dataset) != info.get("num_images"):
+        problems.append(f"{len(dataset)} rows but region_features.json records "
+                        f"{info.get('num_images')} images.")
+    if (num_objects, feature_dim) != (info.get("num_objects"), info.get("feature_dim")):
+        problems.append(f"features are ({num_objects}, {feature_dim}) per image but "
+                        f"region_features.json records ({info.get('num_objects')}, "
+                        f"{info.get('feature_dim')}).")
+    for batch in dataset.with_format("numpy").iter(batch_size=batch_size):
+        ids = [str(i) for i in batch["img_id"]]
+        n = batch["num_boxes"]
+        slots = np.arange(num_objects)[None, :] < n[:, None]  # (B, N) real regions
+        size = np.stack([batch["img_w"], batch["img_h"]] * 2, axis=1)[:, None, :]
+        boxes, norm = batch["boxes"], batch["normalized_boxes"]
+        feats = batch["roi_features"]
+        checks = {
+            "num_boxes outside [0, num_objects]": (n < 0) | (n > num_objects),
+            "boxes outside the image": ((boxes < -1e-3) | (boxes > size + 1e-3)).any(2).any(1),
+            "inverted boxes": ((boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1])
+                               ).any(1),
+            "normalized boxes outside [0, 1]": ((norm < 0) | (norm > 1)).any(2).any(1),
+            "normalized boxes differ from boxes / image size": (
+                np.abs(norm - np.clip(boxes / size, 0, 1)) > 1e-4).any(2).any(1),
+            "non-finite features": ~np.isfinite(feats).all(2).all(1),
+            "padding slots are not empty": (
+                (feats.any(2) & ~slots) | ((batch["objects_id"] != -1) & ~slots)).any(1),
+        }
+        for what, bad in checks.items():
+            if bad.any():
+                examples = [ids[i] for i in np.flatnonzero(bad)[:5]]
+                problems.append(f"{what}: {int(bad.sum())} images, e.g. {examples}.")
+    return problems

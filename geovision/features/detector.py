@@ -150,9 +150,9 @@ class RegionProposalNetwork(nn.Module):
         self.conv = nn.Conv2d(in_channels, config.rpn_channels, 3, padding=1)
         self.objectness = nn.Conv2d(config.rpn_channels, config.num_anchors, 1)
         self.deltas = nn.Conv2d(config.rpn_channels, config.num_anchors * 4, 1)
+        # Part of the weights: a published checkpoint may carry its own anchors.
         self.register_buffer("cell_anchors",
-                             cell_anchors(config.anchor_sizes, config.anchor_ratios),
-                             persistent=False)
+                             cell_anchors(config.anchor_sizes, config.anchor_ratios))
 
     def grid_anchors(self, height: int, width: int) -> torch.Tensor:
         """(height * width * A, 4) anchors, location-major, in input-image pixels."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from geovision.features.arrow_io import read_region_dataset
 
@@ -24,20 +24,43 @@ LOADED_COLUMNS = ("img_id", "img_h", "img_w", "num_boxes", "objects_id", "boxes"
 
 
 class RegionFeatureDataset(Dataset):
-    """One region-feature Arrow dataset as a map-style torch dataset of numpy rows."""
+    """One or several region-feature Arrow datasets as one map-style dataset of numpy rows.
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.data = read_region_dataset(self.path).with_format("numpy",
-                                                               columns=list(LOADED_COLUMNS))
-        shape = self.data.features["roi_features"].shape
-        self.num_objects, self.feature_dim = int(shape[0]), int(shape[1])
+    Rows are fetched a batch at a time (`__getitems__`, which DataLoader uses): decoding
+    Arrow columns per batch is several times faster than per row.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike]) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.parts = [read_region_dataset(p).with_format("numpy", columns=list(LOADED_COLUMNS))
+                      for p in self.paths]
+        widths = {str(p): int(d.features["roi_features"].shape[1])
+                  for p, d in zip(self.paths, self.parts, strict=True)}
+        if len(set(widths.values())) > 1:
+            raise ValueError(f"Region-feature datasets have different feature widths {widths}; "
+                             "combine only features from the same detector.")
+        self.feature_dim = next(iter(widths.values()))
+        self.ends = np.cumsum([len(d) for d in self.parts])
 
     def __len__(self) -> int:
-        return len(self.data)
+        return int(self.ends[-1])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.data[int(index)]
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"Row indices must be in [0, {len(self)}).")
+        part_of = np.searchsorted(self.ends, indices, side="right")
+        rows: list[dict[str, Any] | None] = [None] * len(indices)
+        for part in np.unique(part_of):
+            where = np.flatnonzero(part_of == part)
+            start = self.ends[part - 1] if part else 0
+            batch = self.parts[part][(indices[where] - start).tolist()]
+            for j, position in enumerate(where):
+                rows[position] = {key: values[j] for key, values in batch.items()}
+        return rows
 
 
 def collate_regions(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -83,12 +106,7 @@ def load_region_features(paths: str | os.PathLike | Sequence[str | os.PathLike],
         paths = [paths]
     if not paths:
         raise ValueError("load_region_features needs at least one dataset path.")
-    parts = [RegionFeatureDataset(p) for p in paths]
-    dims = {str(p.path): p.feature_dim for p in parts}
-    if len(set(dims.values())) > 1:
-        raise ValueError(f"Region-feature datasets have different feature widths {dims}; "
-                         "combine only features from the same detector.")
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(ConcatDataset(parts), batch_size=batch_size, shuffle=shuffle,
+    return DataLoader(RegionFeatureDataset(paths), batch_size=batch_size, shuffle=shuffle,
                       num_workers=num_workers, collate_fn=collate_regions,
                       generator=generator, drop_last=drop_last)

@@ -22,7 +22,7 @@ from geovision.features.config import DetectorConfig
 from geovision.features.detector import FrozenBatchNorm, RegionDetector, cell_anchors
 
 NORM_STATS = ("running_mean", "running_var")
-ANCHORS_PREFIX = "proposal_generator.anchor_generator.cell_anchors."
+ANCHORS_KEY = "proposal_generator.anchor_generator.cell_anchors.0"
 LIST_LIMIT = 25
 STEM_SCALE = 1 / 64  # caffe-mean-subtracted pixels have a spread of tens
 CLS_LOGIT_STD = 3.0  # of random class logits for unit-scale region features
@@ -63,7 +63,12 @@ def published_key_map(config: DetectorConfig) -> dict[str, str]:
         key_map[f"{published}.weight"] = f"{ours}.weight"
         key_map[f"{published}.bias"] = f"{ours}.bias"
     key_map["roi_heads.box_predictor.cls_embedding.weight"] = "roi_head.attr_class_embed.weight"
+    key_map[ANCHORS_KEY] = "rpn.cell_anchors"
     return key_map
+
+
+def _is_optional(key: str) -> bool:
+    return key.endswith(NORM_STATS) or key == ANCHORS_KEY
 
 
 def expected_shapes(config: DetectorConfig) -> dict[str, tuple[int, ...]]:
@@ -131,38 +136,32 @@ def map_checkpoint(state: dict[str, torch.Tensor],
                    config: DetectorConfig) -> dict[str, torch.Tensor]:
     """Rename a published state dict to RegionDetector names, checking every key and shape.
 
-    Tolerated: `num_batches_tracked` counters, absent norm running statistics (caffe
-    conversions fold them into weight and bias; they default to mean 0, variance 1), and
-    stored anchors, which must equal the ones `config` generates.
+    Optional: norm running statistics (caffe conversions fold them into weight and bias;
+    they default to mean 0, variance 1) and the anchors (the HuggingFace file stores them,
+    the detectron2 pickle does not; they default to the ones `config` generates). Ignored:
+    `num_batches_tracked` counters.
     """
     key_map = published_key_map(config)
     shapes = expected_shapes(config)
-    missing = [k for k in key_map if k not in state and not k.endswith(NORM_STATS)]
-    unexpected, problems = [], []
-    for key in state:
-        if key in key_map or key.endswith(".num_batches_tracked"):
-            continue
-        if key.startswith(ANCHORS_PREFIX):
-            ours = cell_anchors(config.anchor_sizes, config.anchor_ratios)
-            theirs = state[key].float().reshape(-1, 4)
-            if theirs.shape != ours.shape or not torch.allclose(theirs, ours, atol=1e-2):
-                problems.append(f"{key}: stored anchors {tuple(theirs.shape)} differ from "
-                                f"anchor_sizes={config.anchor_sizes}, "
-                                f"anchor_ratios={config.anchor_ratios}")
-            continue
-        unexpected.append(key)
-    for key, ours in key_map.items():
-        if key in state and tuple(state[key].shape) != shapes[ours]:
-            problems.append(f"{key}: checkpoint {tuple(state[key].shape)}, "
-                            f"model {shapes[ours]}")
-    if missing or unexpected or problems:
+    missing = [k for k in key_map if k not in state and not _is_optional(k)]
+    unexpected = [k for k in state
+                  if k not in key_map and not k.endswith(".num_batches_tracked")]
+    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)}, model {shapes[ours]}"
+                  for k, ours in key_map.items()
+                  if k in state and tuple(state[k].shape) != shapes[ours]]
+    if missing or unexpected or mismatched:
         parts = ["The checkpoint does not match the detector configuration."]
         if missing:
             parts.append(_listing("Missing keys", missing))
         if unexpected:
             parts.append(_listing("Unexpected keys", unexpected))
-        if problems:
-            parts.append(_listing("Shape mismatches", problems))
+        if mismatched:
+            parts.append(_listing("Shape mismatches", mismatched))
+        objectness = state.get("proposal_generator.rpn_head.objectness_logits.weight")
+        if objectness is not None and objectness.shape[0] != config.num_anchors:
+            parts.append(f"The checkpoint's RPN predicts {objectness.shape[0]} anchors per "
+                         f"location, the configuration {config.num_anchors}: set "
+                         "DetectorConfig.anchor_sizes and anchor_ratios to match.")
         parts.append("Check that the file is the Visual Genome Faster R-CNN (ResNet-101 C4, "
                      "1600 objects, 400 attributes) and that DetectorConfig matches it.")
         raise WeightsError("\n".join(parts))
@@ -170,6 +169,8 @@ def map_checkpoint(state: dict[str, torch.Tensor],
     for key, ours in key_map.items():
         if key in state:
             mapped[ours] = state[key].float()
+        elif key == ANCHORS_KEY:
+            mapped[ours] = cell_anchors(config.anchor_sizes, config.anchor_ratios)
         elif key.endswith("running_mean"):
             mapped[ours] = torch.zeros(shapes[ours])
         else:

@@ -68,7 +68,7 @@ def make_records() -> Callable[..., list[dict]]:
             h, w = int(rng.integers(20, 90)), int(rng.integers(20, 90))
             xy = rng.uniform(0, 1, size=(n, 2)) * [w, h]
             wh = rng.uniform(1, 30, size=(n, 2))
-            boxes = np.concatenate([xy, xy + wh], axis=1)
+            boxes = np.concatenate([xy, np.minimum(xy + wh, [w, h])], axis=1)
             rows.append(make_record(
                 f"{prefix}{i}", h, w, rng.integers(0, 1600, n), rng.uniform(0, 1, n),
                 rng.integers(0, 400, n), rng.uniform(0, 1, n), boxes,

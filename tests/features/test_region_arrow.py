@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from geovision.features.arrow_io import (
+    check_region_dataset,
     export_tsv,
     import_tsv,
     read_extraction_info,
@@ -89,3 +90,26 @@ def test_reading_something_else_is_an_error(tmp_path: Path):
         read_extraction_info(tmp_path)
     (tmp_path / "region_features.json").write_text(json.dumps({"a": 1}))
     assert read_extraction_info(tmp_path) == {"a": 1}
+
+
+def test_check_region_dataset(tmp_path: Path, make_records):
+    rows = make_records([3, 5, 0, 2], num_objects=5, feature_dim=6)
+    good = write_region_dataset(rows, tmp_path / "good", 5, 6, info={})
+    assert check_region_dataset(good) == []
+    rows[1]["normalized_boxes"][0, 2] = 1.5
+    rows[2]["roi_features"][4] = np.nan
+    rows[3]["boxes"][1] = [10, 10, 5, 12]
+    bad = write_region_dataset(rows, tmp_path / "bad", 5, 6, info={})
+    info = json.loads((bad / "region_features.json").read_text())
+    (bad / "region_features.json").write_text(json.dumps({**info, "num_images": 9}))
+    problems = "\n".join(check_region_dataset(bad))
+    assert "4 rows but region_features.json records 9 images" in problems
+    assert "normalized boxes outside [0, 1]: 1 images, e.g. ['img1']" in problems
+    assert "non-finite features: 1 images, e.g. ['img2']" in problems
+    assert "inverted boxes: 1 images, e.g. ['img3']" in problems
+    assert "padding slots are not empty: 1 images, e.g. ['img2']" in problems
+    assert "normalized boxes differ" in problems
+
+
+def test_extracted_dataset_passes_the_check(extracted):
+    assert check_region_dataset(extracted.path) == []

@@ -22,6 +22,7 @@ from geovision.features.weights import (
 
 # Names and shapes of the published Visual Genome model (ResNet-101 C4, 1600 objects,
 # 400 attributes, 12 anchors, 512-channel RPN), written out by hand.
+ANCHORS = "proposal_generator.anchor_generator.cell_anchors.0"
 PUBLISHED_SHAPES = {
     "backbone.stem.conv1.weight": (64, 3, 7, 7),
     "backbone.stem.conv1.norm.weight": (64,),
@@ -49,10 +50,12 @@ PUBLISHED_SHAPES = {
     "roi_heads.box_predictor.fc_attr.weight": (512, 2304),
     "roi_heads.box_predictor.attr_score.weight": (401, 512),
     "roi_heads.box_predictor.attr_score.bias": (401,),
+    ANCHORS: (12, 4),
 }
 # 33 bottleneck blocks x 3 convs + 4 shortcuts + the stem, each conv with 4 norm tensors;
 # then RPN (3 convs with bias) and predictor (cls, box, attr hidden, attr score, embedding).
-PUBLISHED_KEY_COUNT = (33 * 3 + 4 + 1) * 5 + 3 * 2 + 4 * 2 + 1
+# And the anchors, which the HuggingFace layout stores.
+PUBLISHED_KEY_COUNT = (33 * 3 + 4 + 1) * 5 + 3 * 2 + 4 * 2 + 1 + 1
 
 
 @pytest.fixture(scope="module")
@@ -75,16 +78,19 @@ def test_full_key_map_has_the_published_names_and_shapes(full_shapes):
     assert sorted(ours) == sorted(expected_shapes(DetectorConfig()))
 
 
-def test_full_checkpoint_in_huggingface_layout_maps(full_shapes):
-    state = meta_checkpoint(full_shapes)
+def test_full_checkpoint_in_both_layouts_maps(full_shapes):
     # The HuggingFace file also stores batch-norm counters and the anchors.
+    state = meta_checkpoint(full_shapes)
     state["backbone.stem.conv1.norm.num_batches_tracked"] = torch.tensor(0)
-    state["proposal_generator.anchor_generator.cell_anchors.0"] = cell_anchors(
-        (64.0, 128.0, 256.0, 512.0), (0.5, 1.0, 2.0))
     mapped = map_checkpoint(state, DetectorConfig())
     assert len(mapped) == PUBLISHED_KEY_COUNT
     assert mapped["roi_head.attr_class_embed.weight"].shape == (1601, 256)
     assert mapped["backbone.res4.22.bn3.running_var"].shape == (1024,)
+    # The detectron2 pickle has no anchors: the configured ones are used.
+    del state[ANCHORS]
+    anchors = map_checkpoint(state, DetectorConfig())["rpn.cell_anchors"]
+    assert torch.equal(anchors, cell_anchors((64.0, 128.0, 256.0, 512.0), (0.5, 1.0, 2.0)))
+    assert anchors[4].tolist() == [-64.0, -64.0, 64.0, 64.0]  # size 128, ratio 1
 
 
 def test_missing_and_unexpected_keys_are_listed(full_shapes):
@@ -104,14 +110,16 @@ def test_missing_and_unexpected_keys_are_listed(full_shapes):
 def test_wrong_shapes_and_anchors_are_listed(full_shapes):
     state = meta_checkpoint(full_shapes)
     state["roi_heads.box_predictor.cls_score.weight"] = torch.empty(81, 2048, device="meta")
-    state["proposal_generator.anchor_generator.cell_anchors.0"] = cell_anchors(
-        (32.0, 64.0, 128.0, 256.0, 512.0), (0.5, 1.0, 2.0))
+    state[ANCHORS] = torch.empty(15, 4, device="meta")
+    state["proposal_generator.rpn_head.objectness_logits.weight"] = torch.empty(
+        15, 512, 1, 1, device="meta")
     with pytest.raises(WeightsError) as err:
         map_checkpoint(state, DetectorConfig())
     message = str(err.value)
     assert "roi_heads.box_predictor.cls_score.weight: checkpoint (81, 2048), model (1601, 2048)" \
         in message
-    assert "cell_anchors.0: stored anchors (15, 4)" in message
+    assert f"{ANCHORS}: checkpoint (15, 4), model (12, 4)" in message
+    assert "predicts 15 anchors per location, the configuration 12" in message
 
 
 def test_absent_norm_statistics_default_to_identity(full_shapes):
@@ -132,6 +140,7 @@ def test_tiny_checkpoint_round_trip(tmp_path: Path, layout: str):
     source = build_detector(config, seed=3)
     published = to_published_state_dict(source)
     if layout == "detectron2_pickle":
+        del published[ANCHORS]
         path = tmp_path / "model_final.pkl"
         with open(path, "wb") as f:
             pickle.dump({"model": {k: v.numpy() for k, v in published.items()},
@@ -147,6 +156,17 @@ def test_tiny_checkpoint_round_trip(tmp_path: Path, layout: str):
     a, b = _outputs(source, image), _outputs(loaded, image)
     assert torch.equal(a.features, b.features) and torch.equal(a.probs, b.probs)
     assert not torch.equal(_outputs(other, image).features, a.features)
+
+
+def test_stored_anchors_are_the_models_anchors(tmp_path: Path):
+    config = DetectorConfig.tiny()
+    published = to_published_state_dict(build_detector(config))
+    published[ANCHORS] = published[ANCHORS] + 0.5  # e.g. anchors centred the caffe way
+    torch.save(published, tmp_path / "pytorch_model.bin")
+    loaded = build_detector(config, weights=tmp_path / "pytorch_model.bin")
+    assert torch.equal(loaded.rpn.cell_anchors, published[ANCHORS])
+    assert loaded.rpn.grid_anchors(1, 2)[len(published[ANCHORS])].tolist() == (
+        published[ANCHORS][0] + torch.tensor([16.0, 0.0, 16.0, 0.0])).tolist()
 
 
 def test_loading_errors_name_the_file(tmp_path: Path):
