@@ -349,7 +349,8 @@ def compute_image_statistics(dataset_cls: type, root: str | os.PathLike, df: pd.
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error={on_error!r}; use one of {ON_ERROR}.")
     dataset = dataset_cls(root, df=df, split="all")
-    workers = os.cpu_count() or 1 if workers is None else workers
+    if workers is None:
+        workers = os.cpu_count() or 1
     workers = max(1, min(workers, len(dataset)))
     init_args = (dataset, nodata, bins_16bit, on_error)
     bar = tqdm(total=len(dataset), desc=f"{dataset_cls.NAME} statistics", unit="img",

@@ -74,12 +74,12 @@ def test_readers_equal_the_map_style_dataset(dataset_cls, kind: str, num_workers
     dataset = dataset_cls(small_root, split="train")
     reader = open_reader(kind, dataset, tmp_path, streaming_readers)
     assert len(reader) == len(dataset)
-    if num_workers == 0:
-        for index in range(len(dataset)):
-            assert_same_sample(reader[index], dataset[index])
-        assert_same_sample(reader[-1], dataset[-1])
-        with pytest.raises(IndexError):
-            reader[len(dataset)]
+    # read in this process first, so workers inherit an open reader and must reopen it
+    for index in range(len(dataset)):
+        assert_same_sample(reader[index], dataset[index])
+    assert_same_sample(reader[-1], dataset[-1])
+    with pytest.raises(IndexError):
+        reader[len(dataset)]
     assert_same_batches(reader, dataset, num_workers)
     assert compare_with_source(reader, dataset, range(len(dataset))) == []
 

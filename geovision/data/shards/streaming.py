@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -90,7 +91,15 @@ def upload_directory(local_dir: str | os.PathLike, remote: str) -> None:
     from streaming.base.storage.upload import CloudUploader
 
     local_dir = Path(local_dir)
-    uploader = CloudUploader.get(out=(str(local_dir), remote), keep_local=True, exist_ok=True)
+    # The uploader warns that the (finished, on purpose non-empty) local folder is not empty.
+    upload_logger = logging.getLogger(CloudUploader.__module__)
+    level = upload_logger.level
+    upload_logger.setLevel(logging.ERROR)
+    try:
+        uploader = CloudUploader.get(out=(str(local_dir), remote), keep_local=True,
+                                     exist_ok=True)
+    finally:
+        upload_logger.setLevel(level)
     names = sorted((p.name for p in local_dir.iterdir() if p.is_file()),
                    key=lambda name: (name == INDEX_FILE, name))
     for name in names:
