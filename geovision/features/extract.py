@@ -140,7 +140,11 @@ class RegionExtractor:
 
     def to_records(self, outputs: list[RegionOutputs], ids: Sequence[str],
                    original_sizes: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
-        """Select each image's regions and express them in its original pixels."""
+        """Select each image's regions and express them in its original pixels.
+
+        A region's object is its best foreground class (as in the caffe extractor), its box
+        that class's regressed box, its attribute the best one other than "no attribute".
+        """
         c = self.config
         records = []
         for out, img_id, (img_h, img_w) in zip(outputs, ids, original_sizes, strict=True):
