@@ -192,11 +192,12 @@ class FeaturesArtifact:
 
 
 def region_features(name: str, home: Path | None = None, *, weights: Path | None = None,
-                    full_size: bool = False, progress: bool = True) -> FeaturesArtifact:
+                    full_size: bool = False, num_objects: int = 36,
+                    progress: bool = True) -> FeaturesArtifact:
     """LXMERT-style region features of every image in the dataset's index, as an Arrow dataset
     in `<home>/features/<name>/`, checked for shapes and ranges. Without `weights` the detector
     has seeded random weights, and the dataset says so."""
-    from geovision.features.checks import region_dataset_problems
+    from geovision.features.arrow_io import check_region_dataset
     from geovision.features.config import DetectorConfig
     from geovision.features.extract import extract_region_features
 
@@ -209,9 +210,12 @@ def region_features(name: str, home: Path | None = None, *, weights: Path | None
         "red", "green", "blue"} <= set(names) else None
     result = extract_region_features([root / p for p in df["image_path"]],
                                      artifacts_root("features", home) / name, weights=weights,
-                                     config=config, progress=progress, bands=rgb)
-    problems = region_dataset_problems(result.path, result.num_objects, result.feature_dim,
-                                       config.num_classes, config.num_attributes)
+                                     num_objects=num_objects, config=config, progress=progress,
+                                     bands=rgb)
+    problems = check_region_dataset(result.path)
+    if (result.num_objects, result.feature_dim) != (num_objects, config.feature_dim):
+        problems.append(f"features are ({result.num_objects}, {result.feature_dim}) per image, "
+                        f"not the promised ({num_objects}, {config.feature_dim}).")
     return FeaturesArtifact(extraction=result, problems=problems,
                             index_df_hash=hash_dataframe(df))
 
