@@ -41,3 +41,29 @@ def test_console_script_reports_user_errors_without_traceback(tmp_path):
     assert done.stderr.startswith("error: Invalid ExperimentConfig")
     assert "unknown dataset_name 'nope'" in done.stderr and "Traceback" not in done.stderr
     assert subprocess.run([str(script), "--help"], capture_output=True).returncode == 0
+
+
+def test_extract_and_view(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("000000000139", "tile_a"):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(
+            images / f"{name}.jpg")
+    result = runner.invoke(app, ["extract", "--images", str(images), "--out",
+                                 str(tmp_path / "features"), "--num-objects", "5",
+                                 "--detector", "tiny", "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    assert "2 images" in result.output and "5 x 128" in result.output
+    assert "RANDOM weights" in result.output
+    png = tmp_path / "view.png"
+    result = runner.invoke(app, ["features", "view", str(tmp_path / "features"), "139",
+                                 str(images / "000000000139.jpg"), "--out", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.is_file() and png.stat().st_size > 500
+    result = runner.invoke(app, ["extract", "--images", str(images), "--out", str(tmp_path / "x"),
+                                 "--precision", "fp64"])
+    assert result.exit_code != 0 and "fp64" in result.output
