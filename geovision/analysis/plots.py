@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from geovision.data.transforms import percentile_stretch  # noqa: E402
 from geovision.io.atomic import atomic_file  # noqa: E402
 
 RGB_NAMES = ("red", "green", "blue")
@@ -32,9 +33,7 @@ def rgb_composite(image: np.ndarray, bands: Sequence[str]) -> np.ndarray:
         picks = [names.index(n) for n in RGB_NAMES]
     else:
         picks = list(range(min(3, image.shape[0])))
-    rgb = np.asarray(image, dtype=np.float64)[picks]
+    rgb = percentile_stretch(np.asarray(image)[picks])
     if rgb.shape[0] == 1:
         rgb = np.repeat(rgb, 3, axis=0)
-    low = np.percentile(rgb, 2, axis=(1, 2), keepdims=True)
-    high = np.percentile(rgb, 98, axis=(1, 2), keepdims=True)
-    return np.clip((rgb - low) / np.maximum(high - low, 1e-12), 0, 1).transpose(1, 2, 0)
+    return rgb.transpose(1, 2, 0)

@@ -55,3 +55,12 @@ class OneHot:
         one_hot = torch.zeros((self.num_classes, *index.shape), dtype=torch.float32)
         one_hot.scatter_(0, torch.where(valid, index, 0).unsqueeze(0), valid.unsqueeze(0).float())
         return one_hot
+
+
+def percentile_stretch(array: np.ndarray, low: float = 2.0, high: float = 98.0) -> np.ndarray:
+    """(C, H, W) values -> float32 in [0, 1], each band stretched from its `low` to its `high`
+    percentile: the usual display stretch for imagery of any dtype."""
+    values = np.asarray(array, dtype=np.float32)
+    lo = np.percentile(values, low, axis=(1, 2), keepdims=True)
+    hi = np.percentile(values, high, axis=(1, 2), keepdims=True)
+    return np.clip((values - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)

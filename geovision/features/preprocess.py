@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from geovision.data.image_io import read_image
+from geovision.data.transforms import percentile_stretch
 from geovision.features.config import DetectorConfig
 
 
@@ -35,11 +36,7 @@ def to_rgb_uint8(array: np.ndarray, bands: tuple[int, int, int] | None = None) -
         raise ValueError(f"RGB bands {bands} requested but the image has {channels} bands.")
     rgb = array[list(bands)]
     if rgb.dtype != np.uint8:
-        rgb = rgb.astype(np.float32)
-        low = np.percentile(rgb, 2, axis=(1, 2), keepdims=True)
-        high = np.percentile(rgb, 98, axis=(1, 2), keepdims=True)
-        rgb = np.clip((rgb - low) / np.maximum(high - low, 1e-6) * 255.0, 0, 255)
-        rgb = np.rint(rgb).astype(np.uint8)
+        rgb = np.rint(percentile_stretch(rgb) * 255.0).astype(np.uint8)
     return np.ascontiguousarray(rgb.transpose(1, 2, 0))
 
 
