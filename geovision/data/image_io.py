@@ -69,7 +69,9 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 def _read_raster(path: Path) -> np.ndarray:
     import rasterio
 
-    with rasterio.open(path) as src:
+    # GDAL lists the whole folder on every open to find sidecar files; in a folder of
+    # thousands of tiles that halves the read rate. Datasets do not rely on sidecars.
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(path) as src:
         return src.read()
 
 

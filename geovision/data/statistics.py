@@ -373,10 +373,16 @@ def compute_image_statistics(dataset_cls: type, root: str | os.PathLike, df: pd.
                 else:
                     skipped.append((index, problem))
                 bar.update()
+        except BaseException:
+            if pool is not None:
+                pool.terminate()  # an error: stop the workers now
+            raise
         finally:
             _WORKER.clear()
             if pool is not None:
-                pool.terminate()
+                # Normally the workers exit on their own: a signal would reach handlers they
+                # inherited (under Dagster, SIGTERM raises and prints a traceback).
+                pool.close()
                 pool.join()
     stats = pd.DataFrame(rows).set_index("df_idx").sort_index() if rows else None
     table = df.join(stats, how="inner") if stats is not None else df.iloc[:0]

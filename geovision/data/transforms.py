@@ -31,8 +31,9 @@ class ScaleNormalize:
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         divisor = unit_scale(image.dtype, self.scale)
-        tensor = torch.from_numpy(image.astype(np.float32)) / divisor
-        return (tensor - self.means) / self.std_devs
+        # One new tensor (a copy, so float32 input is never modified), then in-place arithmetic.
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).to(torch.float32, copy=True)
+        return tensor.div_(divisor).sub_(self.means).div_(self.std_devs)
 
 
 class OneHot:

@@ -43,9 +43,8 @@ def split_datasets(config: ExperimentConfig, dataset_cls: type[GeoDataset], root
     else:
         from geovision.data.shards.streaming import ATTRIBUTES_FILE, StreamingGeoDataset
 
-        readers = {split: StreamingGeoDataset(str(shards_dir / split), ds.sample_transform,
-                                              cache_dir=shards_dir / ".cache" / split)
-                   for split, ds in datasets.items()}
+        readers = {split: StreamingGeoDataset(str(shards_dir / split), ds.sample_transform)
+                   for split, ds in datasets.items()}  # local shards are read in place
         stored = {split: json.loads((shards_dir / split / ATTRIBUTES_FILE).read_text())
                   .get("df_hash") for split in readers}
     stale = sorted(split for split, value in stored.items() if value != expected)
