@@ -121,6 +121,7 @@ class ShardsArtifact:
     results: dict[str, Any]
     records_compared: int
     mismatches: int
+    count_problems: list[str]
     data_version: str
     index_df_hash: str
 
@@ -168,6 +169,10 @@ def _write_and_verify(name, home, out, write, open_reader) -> ShardsArtifact:
     root = dataset_root(name, home)
     results = write(dataset_cls, root, df)
     compared = mismatched = 0
+    expected = df["split"].value_counts()
+    count_problems = [f"{split}: {r.count} records, index has {int(expected.get(split, 0))}"
+                      for split, r in sorted(results.items())
+                      if r.count != int(expected.get(split, 0))]
     for split in SHARD_SPLITS:
         source = dataset_cls(root, df=df, split=split)
         indices = np.unique(np.linspace(0, len(source) - 1, VERIFY_SAMPLES).astype(int))
@@ -177,8 +182,8 @@ def _write_and_verify(name, home, out, write, open_reader) -> ShardsArtifact:
     version = sha256_bytes("".join(f"{s}:{r.sha256};" for s, r in sorted(results.items()))
                            .encode())
     return ShardsArtifact(path=out, results=results, records_compared=compared,
-                          mismatches=mismatched, data_version=version,
-                          index_df_hash=hash_dataframe(df))
+                          mismatches=mismatched, count_problems=count_problems,
+                          data_version=version, index_df_hash=hash_dataframe(df))
 
 
 # ----- region features -------------------------------------------------------------------

@@ -26,9 +26,11 @@ def _result(check_name: str, shards) -> MaterializeResult:
         },
         check_results=[AssetCheckResult(
             check_name=check_name,
-            passed=shards.records_compared > 0 and shards.mismatches == 0,
+            passed=(shards.records_compared > 0 and shards.mismatches == 0
+                    and not shards.count_problems),
             metadata={"records_compared": shards.records_compared,
-                      "mismatches": shards.mismatches})],
+                      "mismatches": shards.mismatches,
+                      "counts_vs_index": "\n".join(shards.count_problems) or "equal"})],
     )
 
 
