@@ -32,14 +32,10 @@ class ScaleNormalize:
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         divisor = unit_scale(image.dtype, self.scale)
         if not image.flags.writeable:
-            image = image.copy()  # torch refuses to wrap read-only buffers silently
-        # (x / divisor - mean) / std as x * factor - offset: two passes over the pixels, the
-        # first converting to float32 into a new tensor (the input is never modified).
-        tensor = torch.from_numpy(np.ascontiguousarray(image))
-        if tensor.dtype == torch.float64:
-            tensor = tensor.to(torch.float32)
-        factor = 1.0 / (divisor * self.std_devs)
-        return torch.mul(tensor, factor).sub_(self.means / self.std_devs)
+            image = image.copy()  # torch warns on read-only buffers
+        # One new float32 tensor (a copy: the input is never modified), then in-place steps.
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).to(torch.float32, copy=True)
+        return tensor.div_(divisor).sub_(self.means).div_(self.std_devs)
 
 
 class OneHot:
