@@ -4,7 +4,7 @@
 one HDF5 file (LZF) and one MDS folder, and read with batch 64, shuffled:
 
 - files: the map-style dataset (one GeoTIFF decoded per sample), the baseline;
-- hdf / mds: the shard readers (a whole batch per read through `__getitems__`);
+- hdf / mds: the shard readers through `batch_loader` (one read and one transform per batch);
 - memory: a TensorDataset of the already transformed tensors, the ceiling.
 
 Every loader returns the same (image, label, df_idx) batches. Each runs with 0, 1 and 2
@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from bench.common import bench_line
 from geovision.data.datasets.synthetic import SyntheticClassification, generate
+from geovision.data.shards.batching import batch_loader
 from geovision.data.shards.hdf import HdfDataset
 from geovision.data.shards.streaming import StreamingGeoDataset
 
@@ -34,11 +35,16 @@ EPOCHS = 2
 DATASET = SyntheticClassification
 
 
+def make_loader(dataset: Dataset, workers: int) -> DataLoader:
+    if hasattr(dataset, "read_raw_batch"):
+        return batch_loader(dataset, BATCH, shuffle=True, seed=0, num_workers=workers)
+    return DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers,
+                      persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+
+
 def epoch_rate(dataset: Dataset, workers: int) -> float:
     """Samples per second over the best of EPOCHS timed epochs, after a warm-up epoch."""
-    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers,
-                        persistent_workers=workers > 0,
-                        generator=torch.Generator().manual_seed(0))
+    loader = make_loader(dataset, workers)
     best = float("inf")
     for epoch in range(EPOCHS + 1):
         start = time.perf_counter()

@@ -37,6 +37,19 @@ class ScaleNormalize:
         tensor = torch.from_numpy(np.ascontiguousarray(image)).to(torch.float32, copy=True)
         return tensor.div_(divisor).sub_(self.means).div_(self.std_devs)
 
+    def batch(self, images: np.ndarray) -> torch.Tensor:
+        """The same for a (B, C, H, W) batch, written straight into one batch tensor: each
+        image is converted and standardised in its own slot while it is still in cache, and
+        no per-sample tensors are stacked afterwards."""
+        divisor = unit_scale(images.dtype, self.scale)
+        out = torch.empty(images.shape, dtype=torch.float32)
+        for slot, image in zip(out, images, strict=True):
+            if not image.flags.writeable:
+                image = image.copy()
+            slot.copy_(torch.from_numpy(np.ascontiguousarray(image)))
+            slot.div_(divisor).sub_(self.means).div_(self.std_devs)
+        return out
+
 
 class OneHot:
     """(H, W) index mask -> (num_classes, H, W) float32 one-hot; `ignore_index` pixels get all

@@ -114,7 +114,8 @@ class HdfDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         return self.__getitems__([index])[0]
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any, int]]:
+    def read_raw_batch(self, indices: Sequence[int]) -> tuple[np.ndarray, list, list[int]]:
+        """The stored samples at `indices`: (images (B, C, H, W), targets, df_idx)."""
         positions = [check_index(int(i), self._length) for i in indices]
         images, masks, df_idx, labels = self._open()
         batch = _read_rows(images, positions)
@@ -122,8 +123,10 @@ class HdfDataset(Dataset):
             targets = [int(labels[p]) for p in positions]
         else:
             targets = list(_read_rows(masks, positions))
-        return transform_batch(self.sample_transform, batch, targets,
-                               [int(df_idx[p]) for p in positions])
+        return batch, targets, [int(df_idx[p]) for p in positions]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any, int]]:
+        return transform_batch(self.sample_transform, *self.read_raw_batch(indices))
 
 
 def _read_rows(data: h5py.Dataset, positions: Sequence[int]) -> np.ndarray:

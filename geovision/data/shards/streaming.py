@@ -177,9 +177,12 @@ class StreamingGeoDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         return self.__getitems__([index])[0]
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any, int]]:
+    def read_raw_batch(self, indices: Sequence[int]) -> tuple[np.ndarray, list, list[int]]:
+        """The stored samples at `indices`: (images (B, C, H, W), targets, df_idx)."""
         records = [self._record(int(i)) for i in indices]
         images = np.stack([image for image, _, _ in records])
         targets = [t if isinstance(t, int) else np.array(t) for _, t, _ in records]
-        return transform_batch(self.sample_transform, images, targets,
-                               [i for _, _, i in records])
+        return images, targets, [i for _, _, i in records]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any, int]]:
+        return transform_batch(self.sample_transform, *self.read_raw_batch(indices))
