@@ -1,0 +1,418 @@
+"""Fetching published dataset files: verified, resumable, retried, and extracted safely.
+
+A download is written to `<file>.part` and resumed from there with an HTTP Range request
+after a dropped connection or an interrupted run; only a file whose size and checksum match
+the published ones is renamed into place. Archives are extracted into a temporary folder under
+the dataset root and their top-level entries renamed into place, so an interrupted run leaves
+nothing half-extracted. A marker file records each verified, extracted resource, so a second
+run does no work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import requests
+import urllib3
+from tqdm import tqdm
+
+from geovision.io.atomic import atomic_file
+
+MARKER = ".geovision_download.json"
+DOWNLOADS_DIR = ".downloads"
+EXTRACT_PREFIX = ".extract-"
+PARTIAL_SUFFIX = ".partial"
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+CHUNK_SIZE = 1 << 20
+DEFAULT_RETRIES = 5
+DEFAULT_BACKOFF_S = 2.0
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class DownloadError(RuntimeError):
+    """A published file could not be fetched, verified or extracted."""
+
+
+class ChecksumMismatchError(DownloadError):
+    """A downloaded file's size or checksum differs from the published one."""
+
+
+class HtmlResponseError(DownloadError):
+    """The server answered with a web page (login, quota or error page) instead of the file."""
+
+
+class UnsafeArchiveError(DownloadError):
+    """An archive member would land outside the destination or is not a plain file or folder."""
+
+
+class ManualDownloadError(FileNotFoundError):
+    """A dataset that cannot be fetched automatically is not (completely) in place."""
+
+
+class _Transient(Exception):
+    """A failure worth retrying: the next attempt resumes from the bytes already on disk."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One published file: its URL, the name it is saved under, and its published checksum.
+
+    `sha256` or `md5` (hex) is verified after download; `size` (bytes), when known, is checked
+    first. `extract` says whether to unpack it; by default archives (by suffix) are unpacked and
+    other files (split lists, metadata) are placed as they are. An archive's top-level entries
+    replace same-named entries under the dataset root.
+    """
+
+    url: str
+    filename: str
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+    extract: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not self.filename or "/" in self.filename or "\\" in self.filename \
+                or self.filename in (".", ".."):
+            raise ValueError(f"Resource filename {self.filename!r} must be a plain file name.")
+        for algorithm, length in (("sha256", 64), ("md5", 32)):
+            value = getattr(self, algorithm)
+            if value is not None and not re.fullmatch(f"[0-9a-f]{{{length}}}", value):
+                raise ValueError(f"Resource {self.filename}: {algorithm}={value!r} is not "
+                                 f"{length} lowercase hex digits.")
+
+    @property
+    def is_archive(self) -> bool:
+        if self.extract is not None:
+            return self.extract
+        return self.filename.lower().endswith(ARCHIVE_SUFFIXES)
+
+    @property
+    def checksum(self) -> tuple[str, str] | None:
+        """("sha256" | "md5", hex digest) of the published checksum, sha256 preferred."""
+        if self.sha256:
+            return "sha256", self.sha256
+        if self.md5:
+            return "md5", self.md5
+        return None
+
+    def record(self) -> dict[str, str | None]:
+        """What identifies this resource in the marker file."""
+        checksum = self.checksum
+        return {"url": self.url, "checksum": None if checksum is None else ":".join(checksum)}
+
+
+# ----- fetching ---------------------------------------------------------------------------
+
+
+def fetch(resource: Resource, directory: str | os.PathLike, *, retries: int = DEFAULT_RETRIES,
+          backoff_s: float = DEFAULT_BACKOFF_S, timeout_s: float = DEFAULT_TIMEOUT_S,
+          progress: bool = True, session: requests.Session | None = None,
+          sleep: Callable[[float], None] = time.sleep) -> Path:
+    """Download `resource` to `directory/filename` and verify it; return the verified path.
+
+    An already verified file is kept. Dropped connections, timeouts and HTTP 408/429/5xx are
+    retried up to `retries` times, waiting backoff_s * 2**attempt, each retry resuming where
+    the last stopped. A file that fails verification is deleted; if the download had resumed a
+    partial file left by an earlier run, it is fetched once more from scratch first.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    dest = directory / resource.filename
+    if dest.is_file():
+        if verification_problem(dest, resource) is None:
+            return dest
+        dest.unlink()  # a stale or corrupt copy
+    part = dest.with_name(dest.name + ".part")
+    resumed_earlier_run = part.is_file() and part.stat().st_size > 0
+    session = session or requests.Session()
+    failures = 0
+    while True:
+        try:
+            _stream(resource, part, session, timeout_s, progress)
+        except (_Transient, requests.ConnectionError, requests.Timeout,
+                urllib3.exceptions.HTTPError) as exc:
+            failures += 1
+            if failures > retries:
+                have = part.stat().st_size if part.is_file() else 0
+                raise DownloadError(
+                    f"Downloading {resource.url} failed {failures} times (last: {exc}). "
+                    f"{have} bytes are kept in {part}; run again to resume.") from exc
+            sleep(backoff_s * 2 ** (failures - 1))
+            continue
+        problem = verification_problem(part, resource)
+        if problem is None:
+            os.replace(part, dest)
+            return dest
+        part.unlink()
+        if resumed_earlier_run:
+            resumed_earlier_run = False  # the old partial file may be from another version
+            continue
+        raise ChecksumMismatchError(
+            f"{resource.filename} from {resource.url}: {problem}. The file was deleted. If the "
+            "publisher has changed the file, update the dataset's published checksum; otherwise "
+            "run again.")
+
+
+def _stream(resource: Resource, part: Path, session: requests.Session, timeout_s: float,
+            progress: bool) -> None:
+    """One request: append to `part` from its current size (Range), or start it afresh."""
+    offset = part.stat().st_size if part.is_file() else 0
+    if resource.size is not None and offset > resource.size:
+        part.unlink()
+        offset = 0
+    # Identity encoding: Range offsets count stored bytes, and the checksum is of those bytes.
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    with session.get(resource.url, headers=headers, stream=True, timeout=timeout_s) as response:
+        status = response.status_code
+        if status == 416 and offset:
+            return  # nothing after `offset`: the partial file is complete (verified next)
+        if status in RETRY_STATUSES:
+            raise _Transient(f"HTTP {status} {response.reason}")
+        if status >= 400:
+            raise DownloadError(f"{resource.url} answered HTTP {status} {response.reason}; check "
+                                "the URL, or fetch the file by hand into the dataset root.")
+        if offset and status == 206:
+            content_range = response.headers.get("Content-Range", "")
+            if not content_range.startswith(f"bytes {offset}-"):
+                part.unlink()
+                raise _Transient(f"server resumed at {content_range!r}, not byte {offset}")
+        elif offset:
+            offset = 0  # the server ignored the Range header and sends the whole file
+        length = response.headers.get("Content-Length")
+        expected = int(length) if length is not None and length.isdigit() else None
+        # Raw reads keep the bytes of a read that a dropped connection cuts short, so the
+        # next attempt resumes after them.
+        chunks = response.raw.stream(CHUNK_SIZE, decode_content=False)
+        first = next(chunks, b"")
+        if _looks_like_html(response.headers.get("Content-Type", ""), first, resource):
+            raise HtmlResponseError(
+                f"{resource.url} sent a web page instead of {resource.filename} (often a login, "
+                "quota or moved-file page). Open the URL in a browser to see why; if the file "
+                "needs registration, download it by hand into the dataset root.")
+        total = None if expected is None else offset + expected
+        received = 0
+        with open(part, "ab" if offset else "wb") as out, tqdm(
+                total=total or resource.size, initial=offset, unit="B", unit_scale=True,
+                unit_divisor=1024, desc=resource.filename, leave=True,
+                disable=not progress) as bar:
+            out.write(first)
+            received += len(first)
+            bar.update(len(first))
+            for chunk in chunks:
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+        if expected is not None and received < expected:
+            raise _Transient(f"connection closed after {received} of {expected} bytes")
+
+
+def _looks_like_html(content_type: str, first: bytes, resource: Resource) -> bool:
+    if resource.filename.lower().endswith((".html", ".htm")):
+        return False
+    if content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
+        return True
+    head = first[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+def file_digest(path: str | os.PathLike, algorithm: str) -> str:
+    """Hex digest of a file's bytes ("sha256" or "md5")."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def verification_problem(path: Path, resource: Resource) -> str | None:
+    """Why `path` is not the published file (size or checksum), or None if it is."""
+    size = path.stat().st_size
+    if resource.size is not None and size != resource.size:
+        return f"size is {size} bytes, published size is {resource.size}"
+    if resource.checksum is not None:
+        algorithm, expected = resource.checksum
+        actual = file_digest(path, algorithm)
+        if actual != expected:
+            return f"{algorithm} is {actual}, published {algorithm} is {expected}"
+    return None
+
+
+# ----- extracting -------------------------------------------------------------------------
+
+
+def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> list[str]:
+    """Unpack a tar or zip archive into `dest`; return its top-level entry names, sorted.
+
+    Members with absolute paths or `..`, links that leave the destination, and devices or
+    pipes are refused (UnsafeArchiveError) before anything reaches `dest`: the archive is
+    unpacked into a temporary folder under `dest` first, and only a complete extraction is
+    moved into place, one top-level entry at a time (each replacing a same-named entry).
+    """
+    archive, dest = Path(archive), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=EXTRACT_PREFIX, suffix=PARTIAL_SUFFIX, dir=dest))
+    try:
+        if archive.name.lower().endswith(".zip"):
+            _extract_zip(archive, tmp)
+        else:
+            _extract_tar(archive, tmp)
+        names = sorted(p.name for p in tmp.iterdir())
+        for name in names:
+            _replace(tmp / name, dest / name)
+        return names
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace(new: Path, target: Path) -> None:
+    """Move `new` onto `target`; an existing target is removed only after the move."""
+    if target.exists() or target.is_symlink():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(new, target)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    else:
+        os.replace(new, target)
+
+
+def _unsafe_name(name: str) -> str | None:
+    """Why an archive member name is unsafe, or None."""
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "has an absolute path"
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        return "has a '..' component"
+    return None
+
+
+def _extract_tar(archive: Path, dest: Path) -> None:
+    try:
+        tar = tarfile.open(archive, "r:*")
+    except tarfile.TarError as exc:
+        raise DownloadError(f"{archive} is not a readable tar archive ({exc}); delete it and "
+                            "download again.") from exc
+    with tar:
+        try:
+            for member in tar:  # one pass: compressed archives are never re-read
+                reason = _unsafe_name(member.name)
+                if reason is not None:
+                    raise UnsafeArchiveError(f"{archive.name}: member {member.name!r} {reason}; "
+                                             "refusing to extract it.")
+                # The data filter refuses links leaving `dest` and device or pipe members.
+                tar.extract(member, dest, filter="data")
+        except tarfile.FilterError as exc:
+            raise UnsafeArchiveError(f"{archive.name}: {exc}; refusing to extract it.") from exc
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise DownloadError(f"{archive} could not be extracted ({exc}); it is corrupt or "
+                                "truncated: delete it and download again.") from exc
+
+
+def _extract_zip(archive: Path, dest: Path) -> None:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DownloadError(f"{archive} is not a readable zip archive ({exc}); delete it and "
+                            "download again.") from exc
+    with zf:
+        members = zf.infolist()
+        for info in members:
+            reason = _unsafe_name(info.filename)
+            if reason is None and (info.external_attr >> 16) & 0o170000 == 0o120000:
+                reason = "is a symbolic link"
+            if reason is not None:
+                raise UnsafeArchiveError(f"{archive.name}: member {info.filename!r} {reason}; "
+                                         "refusing to extract it.")
+        try:
+            for info in members:
+                zf.extract(info, dest)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise DownloadError(f"{archive} could not be extracted ({exc}); it is corrupt or "
+                                "truncated: delete it and download again.") from exc
+
+
+# ----- the whole step ---------------------------------------------------------------------
+
+
+def download_and_extract(resources: Sequence[Resource], root: str | os.PathLike, *,
+                         keep_archives: bool = False, retries: int = DEFAULT_RETRIES,
+                         backoff_s: float = DEFAULT_BACKOFF_S,
+                         timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = True,
+                         session: requests.Session | None = None,
+                         sleep: Callable[[float], None] = time.sleep) -> Path:
+    """Fetch, verify and place every resource under `root`; return `root`.
+
+    Archives are unpacked into `root` (deleted afterwards unless `keep_archives`), other files
+    are placed as `root/filename`. A resource recorded in the marker as done, with the same URL
+    and checksum and its entries still present, is skipped.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f"{EXTRACT_PREFIX}*{PARTIAL_SUFFIX}"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a killed extraction
+    marker = read_marker(root)
+    downloads = root / DOWNLOADS_DIR
+    for resource in resources:
+        done = marker.get(resource.filename)
+        if done is not None and _is_done(root, done, resource):
+            continue
+        path = fetch(resource, downloads, retries=retries, backoff_s=backoff_s,
+                     timeout_s=timeout_s, progress=progress, session=session, sleep=sleep)
+        if resource.is_archive:
+            entries = extract_archive(path, root)
+            if not keep_archives:
+                path.unlink()
+        else:
+            _replace(path, root / resource.filename)
+            entries = [resource.filename]
+        marker[resource.filename] = {**resource.record(), "entries": entries}
+        _write_marker(root, marker)
+    if downloads.is_dir() and not any(downloads.iterdir()):
+        downloads.rmdir()
+    return root
+
+
+def _is_done(root: Path, done: dict, resource: Resource) -> bool:
+    same = {k: done.get(k) for k in ("url", "checksum")} == resource.record()
+    return same and all((root / entry).exists() for entry in done.get("entries", []))
+
+
+def read_marker(root: str | os.PathLike) -> dict[str, dict]:
+    """{filename: {url, checksum, entries}} of the resources already in place under `root`."""
+    path = Path(root) / MARKER
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}  # a damaged marker only means the work is redone
+
+
+def _write_marker(root: Path, marker: dict[str, dict]) -> None:
+    with atomic_file(root / MARKER) as tmp:
+        tmp.write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n")
+
+
+def require_manual_files(name: str, root: str | os.PathLike,
+                         layouts: Sequence[Sequence[str]], instructions: str) -> Path:
+    """Return `root` if every path of one of `layouts` (relative to it) exists; otherwise raise
+    ManualDownloadError with the dataset's instructions and what is missing."""
+    root = Path(root)
+    missing = [[rel for rel in layout if not (root / rel).exists()] for layout in layouts]
+    if any(not m for m in missing):
+        return root
+    first = root / missing[0][0]
+    raise ManualDownloadError(f"{name} cannot be downloaded automatically. {instructions} "
+                              f"Missing: {first}.")
