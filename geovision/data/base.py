@@ -16,13 +16,33 @@ from geovision.data.image_io import read_image, read_mask
 from geovision.data.splits import ROW_SPLITS, check_fractions, check_split_name, rows_in_split
 from geovision.data.transforms import OneHot, ScaleNormalize
 
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation", "multilabel")
 CLASSIFICATION_COLUMNS = ("image_path", "label_str", "label_idx", "split")
 SEGMENTATION_COLUMNS = ("image_path", "mask_path", "split")
+MULTILABEL_COLUMNS = ("image_path", "label_str", "split")
+COLUMNS = {"classification": CLASSIFICATION_COLUMNS, "segmentation": SEGMENTATION_COLUMNS,
+           "multilabel": MULTILABEL_COLUMNS}
+DF_BUILDERS = {"classification": "classification_df", "segmentation": "segmentation_df",
+               "multilabel": "multilabel_df"}
+LABEL_SEPARATOR = "|"
 
 
 class DatasetDefinitionError(TypeError):
     """A dataset class is missing part of the contract."""
+
+
+def multi_hot(label_str: str, class_names: tuple[str, ...]) -> np.ndarray:
+    """"a|c" -> float32 vector with ones at the positions of a and c in `class_names`."""
+    vector = np.zeros(len(class_names), dtype=np.float32)
+    if label_str:
+        index = {name: i for i, name in enumerate(class_names)}
+        vector[[index[name] for name in label_str.split(LABEL_SEPARATOR)]] = 1.0
+    return vector
+
+
+def multi_hot_tensor(vector: np.ndarray) -> torch.Tensor:
+    """The default multi-label target transform: the stored multi-hot vector as a tensor."""
+    return torch.tensor(vector, dtype=torch.float32)  # a copy: callers may modify it
 
 
 class SampleTransform:
@@ -49,8 +69,15 @@ class SampleTransform:
 class GeoDataset(Dataset):
     """Map-style dataset over a `df` of samples; subclasses describe one real dataset.
 
-    Subclasses set the class attributes and implement `classification_df` or
-    `segmentation_df` (matching TASK) and `download_and_extract`.
+    Subclasses set the class attributes and implement `classification_df`, `segmentation_df`
+    or `multilabel_df` (matching TASK) and `download_and_extract`.
+
+    TASK "multilabel" is for samples that carry any number of the classes at once (e.g. the
+    land-cover labels of a BigEarthNet patch). Its df has columns image_path, label_str, split,
+    where label_str is the sample's class names joined by "|" in CLASS_NAMES order ("" for none),
+    and `__getitem__` returns (image, target, df_idx) with target a float32 multi-hot vector of
+    len(CLASS_NAMES). Label co-occurrence makes exact stratification ill-defined, so multi-label
+    datasets without official splits use `random_splits`.
     """
 
     NAME: ClassVar[str] = ""
@@ -77,7 +104,7 @@ class GeoDataset(Dataset):
         if not (len(cls.BANDS) == len(cls.MEANS) == len(cls.STD_DEVS)) or not cls.BANDS:
             raise DatasetDefinitionError(f"{cls.__name__}: BANDS, MEANS and STD_DEVS need one "
                                          "entry per band.")
-        builder = "classification_df" if cls.TASK == "classification" else "segmentation_df"
+        builder = DF_BUILDERS[cls.TASK]
         if not callable(getattr(cls, builder, None)):
             raise DatasetDefinitionError(f"{cls.__name__} has TASK={cls.TASK!r} but no "
                                          f"{builder} class method.")
@@ -116,6 +143,8 @@ class GeoDataset(Dataset):
         self._df_idx = self.split_df["df_idx"].tolist()
         if self.TASK == "classification":
             self._targets = self.split_df["label_idx"].astype(int).tolist()
+        elif self.TASK == "multilabel":
+            self._targets = [multi_hot(s, self.CLASS_NAMES) for s in self.split_df["label_str"]]
         else:
             self._targets = self.split_df["mask_path"].tolist()
 
@@ -129,7 +158,7 @@ class GeoDataset(Dataset):
     def build_df(cls, root: str | os.PathLike, random_seed: int | None = None,
                  val_split: float | None = None, test_split: float | None = None) -> pd.DataFrame:
         """The dataset's df for these split settings, built by the TASK's df class method."""
-        builder = cls.classification_df if cls.TASK == "classification" else cls.segmentation_df
+        builder = getattr(cls, DF_BUILDERS[cls.TASK])
         df = builder(
             Path(root),
             cls.DEFAULT_RANDOM_SEED if random_seed is None else random_seed,
@@ -142,7 +171,7 @@ class GeoDataset(Dataset):
     @classmethod
     def validate_df(cls, df: pd.DataFrame, root: Path, check_files: bool = True) -> None:
         """Refuse a df that does not follow the contract, naming the problem."""
-        columns = CLASSIFICATION_COLUMNS if cls.TASK == "classification" else SEGMENTATION_COLUMNS
+        columns = COLUMNS[cls.TASK]
         missing = [c for c in columns if c not in df.columns]
         if missing:
             raise ValueError(f"{cls.NAME} df lacks columns {missing}; a {cls.TASK} df needs "
@@ -160,6 +189,8 @@ class GeoDataset(Dataset):
             if len(wrong):
                 raise ValueError(f"{cls.NAME} df rows {list(wrong[:5])} have label_str/label_idx "
                                  f"not matching CLASS_NAMES {cls.CLASS_NAMES}.")
+        if cls.TASK == "multilabel":
+            cls._check_multilabel_strings(df)
         if check_files:
             path_columns = ["image_path"] + (["mask_path"] if cls.TASK == "segmentation" else [])
             for column in path_columns:
@@ -168,6 +199,26 @@ class GeoDataset(Dataset):
                     raise ValueError(f"{cls.NAME} df names {len(absent)} missing files in "
                                      f"{column!r}, e.g. {root / absent[0]}; paths are relative "
                                      f"to the dataset root {root}.")
+
+    @classmethod
+    def _check_multilabel_strings(cls, df: pd.DataFrame) -> None:
+        """Every label_str must list known class names once each, in CLASS_NAMES order."""
+        position = {name: i for i, name in enumerate(cls.CLASS_NAMES)}
+        for row, label_str in df["label_str"].items():
+            if not isinstance(label_str, str):
+                raise ValueError(f"{cls.NAME} df row {row} has label_str {label_str!r}; use a "
+                                 f"string of class names joined by {LABEL_SEPARATOR!r}.")
+            names = label_str.split(LABEL_SEPARATOR) if label_str else []
+            unknown = [n for n in names if n not in position]
+            if unknown:
+                raise ValueError(f"{cls.NAME} df row {row} has label_str {label_str!r} with "
+                                 f"names {unknown} not in CLASS_NAMES; join class names from "
+                                 f"CLASS_NAMES with {LABEL_SEPARATOR!r}.")
+            order = [position[n] for n in names]
+            if order != sorted(set(order)):
+                raise ValueError(f"{cls.NAME} df row {row} has label_str {label_str!r}: list each "
+                                 "class once, in CLASS_NAMES order, so equal label sets compare "
+                                 "equal.")
 
     @staticmethod
     def make_split_df(df: pd.DataFrame, root: Path, split: str) -> pd.DataFrame:
@@ -192,7 +243,8 @@ class GeoDataset(Dataset):
         return read_mask(path)
 
     def read_raw(self, index: int) -> tuple[np.ndarray, Any, int]:
-        """The stored sample at `index`: (image array, label int or mask array, df_idx)."""
+        """The stored sample at `index`: (image array, label int, multi-hot vector or mask
+        array, df_idx)."""
         image = self.read_image(self._image_paths[index])
         target = self._targets[index]
         if self.TASK == "segmentation":
@@ -219,6 +271,8 @@ class GeoDataset(Dataset):
     def default_target_transform(cls) -> Callable:
         if cls.TASK == "classification":
             return int
+        if cls.TASK == "multilabel":
+            return multi_hot_tensor
         return OneHot(len(cls.CLASS_NAMES), cls.IGNORE_INDEX)
 
     # ----- acquisition and shards ---------------------------------------------------------

@@ -123,9 +123,10 @@ def fetch(resource: Resource, directory: str | os.PathLike, *, retries: int = DE
     """Download `resource` to `directory/filename` and verify it; return the verified path.
 
     An already verified file is kept. Dropped connections, timeouts and HTTP 408/429/5xx are
-    retried up to `retries` times, waiting backoff_s * 2**attempt, each retry resuming where
-    the last stopped. A file that fails verification is deleted; if the download had resumed a
-    partial file left by an earlier run, it is fetched once more from scratch first.
+    retried, each retry resuming where the last stopped, after waiting backoff_s * 2**(n - 1)
+    for the n-th failure in a row without new bytes; more than `retries` such failures in a
+    row raise DownloadError. A file that fails verification is deleted; if the download had
+    resumed a partial file left by an earlier run, it is fetched once more from scratch first.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -139,11 +140,15 @@ def fetch(resource: Resource, directory: str | os.PathLike, *, retries: int = DE
     session = session or requests.Session()
     failures = 0
     while True:
+        before = part.stat().st_size if part.is_file() else 0
         try:
             _stream(resource, part, session, timeout_s, progress)
         except (_Transient, requests.ConnectionError, requests.Timeout,
                 urllib3.exceptions.HTTPError) as exc:
-            failures += 1
+            # Count failures in a row without progress: a long download on a flaky link
+            # goes on as long as every attempt adds bytes.
+            grew = part.is_file() and part.stat().st_size > before
+            failures = 1 if grew else failures + 1
             if failures > retries:
                 have = part.stat().st_size if part.is_file() else 0
                 raise DownloadError(

@@ -15,6 +15,20 @@ if TYPE_CHECKING:
 DATASETS: dict[str, str] = {
     "synthetic": "geovision.data.datasets.synthetic:SyntheticClassification",
     "synthetic_segmentation": "geovision.data.datasets.synthetic:SyntheticSegmentation",
+    "imagenette": "geovision.data.datasets.imagenette:Imagenette",
+    "imagenette_320": "geovision.data.datasets.imagenette:Imagenette320",
+    "imagenette_160": "geovision.data.datasets.imagenette:Imagenette160",
+    "oxford_pets": "geovision.data.datasets.oxford_pets:OxfordPets",
+    "oxford_pets_segmentation": "geovision.data.datasets.oxford_pets:OxfordPetsSegmentation",
+    "pascal_voc": "geovision.data.datasets.pascal_voc:PascalVOC",
+    "inria": "geovision.data.datasets.inria:Inria",
+    "massachusetts_buildings": "geovision.data.datasets.massachusetts:MassachusettsBuildings",
+    "massachusetts_roads": "geovision.data.datasets.massachusetts:MassachusettsRoads",
+    "potsdam": "geovision.data.datasets.potsdam:Potsdam",
+    "eurosat": "geovision.data.datasets.eurosat:EuroSAT",
+    "eurosat_rgb": "geovision.data.datasets.eurosat:EuroSATRGB",
+    "bigearthnet": "geovision.data.datasets.bigearthnet:BigEarthNet",
+    "fmow": "geovision.data.datasets.fmow:FMoW",
 }
 
 

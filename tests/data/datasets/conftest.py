@@ -1,0 +1,416 @@
+"""Miniature copies of each dataset's published layout (real file names, formats, band counts
+and label encodings; a few tiny files), and one contract check every dataset goes through."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from geovision.data.base import GeoDataset, multi_hot
+from geovision.data.splits import ROW_SPLITS
+
+RNG_SEED = 0
+
+
+# ----- writers ----------------------------------------------------------------------------
+
+
+def rng_for(path: Path) -> np.random.Generator:
+    """Content depends on the file name only, so every build is identical."""
+    return np.random.default_rng([RNG_SEED, *path.as_posix().encode()[-40:]])
+
+
+def write_photo(path: Path, size: tuple[int, int] = (12, 10), mode: str = "RGB",
+                fmt: str = "JPEG") -> None:
+    """A small photo (width, height) in `mode`, saved as `fmt` whatever the file suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = rng_for(path).integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(array, "RGB").convert(mode).save(path, format=fmt)
+
+
+def write_geotiff(path: Path, array: np.ndarray, pixel_size: float = 0.3) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count, height, width = array.shape
+    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=count,
+                       dtype=array.dtype.name, crs="EPSG:32633",
+                       transform=from_origin(500_000, 5_000_000, pixel_size, pixel_size)) as dst:
+        dst.write(array)
+
+
+def write_png(path: Path, array: np.ndarray, palette: list[int] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(array.astype(np.uint8), "P" if palette else "L")
+    if palette:
+        image.putpalette(palette)
+    image.save(path)
+
+
+def random_uint8(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    return rng_for(path).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def binary_map(path: Path, size: int) -> np.ndarray:
+    """A 0 / 255 object map with objects on the left half."""
+    mask = np.zeros((size, size), dtype=np.uint8)
+    mask[:, : size // 2] = 255
+    mask[rng_for(path).random((size, size)) < 0.1] = 0
+    return mask
+
+
+def voc_palette() -> list[int]:
+    """The PASCAL VOC colour map (class i -> the colour built from its bits)."""
+    palette = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+# ----- layouts ----------------------------------------------------------------------------
+
+IMAGENETTE_WNIDS = ("n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
+                    "n03394916", "n03417042", "n03425413", "n03445777", "n03888605")
+
+
+def build_imagenette(root: Path, folder: str) -> Path:
+    """10 classes x (4 train + 2 val) JPEGs; one train image is grayscale, as some are."""
+    base = root / folder
+    rows = []
+    for c, wnid in enumerate(IMAGENETTE_WNIDS):
+        for split, numbers in (("train", range(4)), ("val", range(4, 6))):
+            for n in numbers:
+                rel = f"{split}/{wnid}/{wnid}_{1000 + 7 * n + c}.JPEG"
+                write_photo(base / rel, mode="L" if (c, n) == (5, 0) else "RGB")
+                rows.append((rel, wnid, wnid, wnid, wnid, wnid, split == "val"))
+    pd.DataFrame(rows, columns=["path", "noisy_labels_0", "noisy_labels_1", "noisy_labels_5",
+                                "noisy_labels_25", "noisy_labels_50", "is_valid"]).to_csv(
+        base / "noisy_imagenette.csv", index=False)
+    return root
+
+
+# (file breed, class id 1..37, species 1 cat / 2 dog, breed id within species)
+PET_BREEDS = (("Abyssinian", 1, 1, 1), ("american_bulldog", 2, 2, 1), ("Bengal", 6, 1, 2),
+              ("yorkshire_terrier", 37, 2, 25))
+PETS_HEADER = ("#Image CLASS-ID SPECIES BREED ID\n#ID: 1:37 Class ids\n#SPECIES: 1:Cat 2:Dog\n"
+               "#BREED ID: 1-25:Cat 1:12:Dog\n"
+               "#All images with 1st letter as captial are cat images\n"
+               "#images with small first letter are dog images\n")
+
+
+def build_pets(root: Path) -> Path:
+    """4 breeds x 5 images (4 trainval, 1 test), list files, trimaps, and the quirks:
+    a PNG behind a .jpg name, a CMYK JPEG, a stray .mat file and AppleDouble trimaps."""
+    lines = {"trainval": [], "test": []}
+    for breed, class_id, species, breed_id in PET_BREEDS:
+        for n in range(1, 6):
+            sample_id = f"{breed}_{n}"
+            quirk = {("Bengal", 2): ("RGB", "PNG"), ("american_bulldog", 3): ("CMYK", "JPEG")}
+            mode, fmt = quirk.get((breed, n), ("RGB", "JPEG"))
+            write_photo(root / "images" / f"{sample_id}.jpg", mode=mode, fmt=fmt)
+            trimap = np.full((10, 12), 2, dtype=np.uint8)  # background
+            trimap[2:8, 3:9] = 3  # border
+            trimap[3:7, 4:8] = 1  # pet
+            write_png(root / "annotations" / "trimaps" / f"{sample_id}.png", trimap)
+            (root / "annotations" / "trimaps" / f"._{sample_id}.png").write_bytes(b"\0\5\x16\7")
+            lines["test" if n == 5 else "trainval"].append(
+                f"{sample_id} {class_id} {species} {breed_id}")
+    (root / "images" / "Abyssinian_1.mat").write_bytes(b"MATLAB 5.0 MAT-file")
+    for name, entries in lines.items():
+        (root / "annotations" / f"{name}.txt").write_text("\n".join(entries) + "\n")
+    (root / "annotations" / "list.txt").write_text(
+        PETS_HEADER + "\n".join(lines["trainval"] + lines["test"]) + "\n")
+    return root
+
+
+VOC_TRAIN = ("2007_000032", "2007_000039", "2007_000063", "2007_000068", "2007_000121",
+             "2007_000129", "2007_000170", "2007_000241", "2007_000250", "2007_000256")
+VOC_VAL = ("2007_000033", "2007_000042", "2007_000061", "2007_000123")
+
+
+def build_voc(root: Path) -> Path:
+    """14 segmentation images (10 train, 4 val) with palette masks holding 255 (void)."""
+    base = root / "VOCdevkit" / "VOC2012"
+    for i, image_id in enumerate(VOC_TRAIN + VOC_VAL):
+        write_photo(base / "JPEGImages" / f"{image_id}.jpg")
+        mask = np.zeros((10, 12), dtype=np.uint8)
+        mask[2:8, 2:10] = 255  # void border around the object
+        mask[3:7, 3:9] = 1 + i % 20
+        write_png(base / "SegmentationClass" / f"{image_id}.png", mask, voc_palette())
+    write_photo(base / "JPEGImages" / "2008_000002.jpg")  # detection-only: no mask, not listed
+    lists = base / "ImageSets" / "Segmentation"
+    lists.mkdir(parents=True)
+    (lists / "train.txt").write_text("\n".join(VOC_TRAIN) + "\n")
+    (lists / "val.txt").write_text("\n".join(VOC_VAL) + "\n")
+    (lists / "trainval.txt").write_text("\n".join(sorted(VOC_TRAIN + VOC_VAL)) + "\n")
+    return root
+
+
+INRIA_CITIES = ("austin", "chicago", "kitsap", "tyrol-w", "vienna")
+
+
+def build_inria(root: Path, tiles: int = 8) -> Path:
+    """5 cities x `tiles` tiles (RGB GeoTIFF, 0/255 gt), plus an unlabelled test city."""
+    base = root / "AerialImageDataset"
+    for city in INRIA_CITIES:
+        for n in range(1, tiles + 1):
+            image = base / "train" / "images" / f"{city}{n}.tif"
+            write_geotiff(image, random_uint8(image, (3, 8, 8)))
+            gt = base / "train" / "gt" / f"{city}{n}.tif"
+            write_geotiff(gt, binary_map(gt, 8)[None])
+    test_image = base / "test" / "images" / "bellingham1.tif"
+    write_geotiff(test_image, random_uint8(test_image, (3, 8, 8)))
+    return root
+
+
+MASS_IDS = {"train": ("22678915_15", "22678930_15", "22678945_15", "22678960_15"),
+            "val": ("22828990_15", "22829005_15"), "test": ("23429080_15", "23429095_15")}
+
+
+def build_massachusetts(root: Path, layout: str) -> Path:
+    """Tiles (RGB TIFF .tiff) and 0/255 maps (.tif) in the author's or the mirror's layout;
+    the mirror's maps are stored with three identical bands."""
+    for split, ids in MASS_IDS.items():
+        for tile in ids:
+            if layout == "site":
+                folder = {"train": "train", "val": "valid", "test": "test"}[split]
+                image, label = root / folder / "sat" / f"{tile}.tiff", root / folder / "map"
+            else:
+                image, label = root / "tiff" / split / f"{tile}.tiff", root / "tiff" / (
+                    f"{split}_labels")
+            image.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(random_uint8(image, (8, 8, 3)), "RGB").save(image, format="TIFF")
+            label.mkdir(parents=True, exist_ok=True)
+            mask = binary_map(label / tile, 8)
+            stored = Image.fromarray(mask, "L") if layout == "site" else Image.fromarray(
+                np.stack([mask] * 3, axis=-1), "RGB")
+            stored.save(label / f"{tile}.tif", format="TIFF")
+    return root
+
+
+POTSDAM_TRAIN = ("2_10", "2_11", "2_12", "3_10", "3_11", "3_12", "4_10", "4_11", "4_12", "5_10",
+                 "5_11", "5_12", "6_7", "6_8", "6_9", "6_10", "6_11", "6_12", "7_7", "7_8", "7_9",
+                 "7_10", "7_11", "7_12")
+POTSDAM_TEST = ("2_13", "2_14", "3_13", "3_14", "4_13", "4_14", "4_15", "5_13", "5_14", "5_15",
+                "6_13", "6_14", "6_15", "7_13")
+# impervious, building, low vegetation, tree, car, clutter: one 1-pixel-high row each
+POTSDAM_COLOURS = ((255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0),
+                   (255, 0, 0))
+
+
+def build_potsdam(root: Path) -> Path:
+    """All 38 labelled tiles: R, G, B, IR GeoTIFFs and colour-coded label GeoTIFFs (one row of
+    each class colour, slightly off-pure in one pixel as re-encoded copies are)."""
+    for tile in POTSDAM_TRAIN + POTSDAM_TEST:
+        image = root / "4_Ortho_RGBIR" / f"top_potsdam_{tile}_RGBIR.tif"
+        write_geotiff(image, random_uint8(image, (4, 6, 6)), pixel_size=0.05)
+        label = np.zeros((3, 6, 6), dtype=np.uint8)
+        for row, colour in enumerate(POTSDAM_COLOURS):
+            label[:, row, :] = np.array(colour, dtype=np.uint8)[:, None]
+        label[:, 0, 0] = (250, 252, 249)  # near-white: still impervious
+        write_geotiff(root / "5_Labels_all" / f"top_potsdam_{tile}_label.tif", label, 0.05)
+    return root
+
+
+EUROSAT_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
+                   "Pasture", "PermanentCrop", "Residential", "River", "SeaLake")
+EUROSAT_MS_FOLDER = "ds/images/remote_sensing/otherDatasets/sentinel_2/tif"
+
+
+def eurosat_band_value(band_index: int) -> int:
+    """The value band `band_index` (file order) holds, so tests can check the band order."""
+    return 100 * (band_index + 1)
+
+
+def build_eurosat(root: Path, variant: str) -> Path:
+    """10 classes x 3 patches (16 x 16): 13-band uint16 GeoTIFFs or RGB JPEGs, with the split
+    lists (which always name .jpg files)."""
+    lists = {"train": [], "val": [], "test": []}
+    for name in EUROSAT_CLASSES:
+        for n, split in zip((1, 2, 3), ("train", "val", "test"), strict=True):
+            stem = f"{name}_{n}"
+            if variant == "ms":
+                path = root / EUROSAT_MS_FOLDER / name / f"{stem}.tif"
+                bands = np.stack([np.full((16, 16), eurosat_band_value(b), dtype=np.uint16)
+                                  for b in range(13)])
+                write_geotiff(path, bands, pixel_size=10)
+            else:
+                write_photo(root / "2750" / name / f"{stem}.jpg", size=(16, 16))
+            lists[split].append(f"{stem}.jpg")
+    for split, names in lists.items():
+        (root / f"eurosat-{split}.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+BEN_BANDS = {"B01": 20, "B02": 120, "B03": 120, "B04": 120, "B05": 60, "B06": 60, "B07": 60,
+             "B08": 120, "B8A": 60, "B09": 20, "B11": 60, "B12": 60}
+BEN_PATCHES = {  # patch -> (split or None when left out of the lists, CLC label names)
+    "S2A_MSIL2A_20170613T101031_0_45": ("train", ["Coniferous forest", "Mixed forest"]),
+    "S2A_MSIL2A_20170613T101031_0_46": ("train", ["Sea and ocean"]),
+    "S2A_MSIL2A_20170613T101031_1_45": ("train", ["Transitional woodland/shrub",
+                                                  "Discontinuous urban fabric"]),
+    "S2B_MSIL2A_20180204T094161_3_58": ("val", [
+        "Land principally occupied by agriculture, with significant areas of natural "
+        "vegetation", "Beaches, dunes, sands"]),
+    "S2B_MSIL2A_20180204T094161_3_59": ("val", ["Pastures"]),
+    "S2A_MSIL2A_20180413T095031_7_12": ("test", ["Water bodies", "Non-irrigated arable land"]),
+    "S2B_MSIL2A_20171221T112459_12_80": (None, ["Coniferous forest"]),  # snow: not listed
+}
+
+
+def ben_band_array(band: str, size: int) -> np.ndarray:
+    """A band holding a horizontal ramp of the band's number x 100 (+ column)."""
+    base = 100 * (list(BEN_BANDS).index(band) + 1)
+    return (base + np.tile(np.arange(size, dtype=np.uint16) * (120 // size), (size, 1)))[None]
+
+
+def build_bigearthnet(root: Path) -> Path:
+    """Patches with 12 band files at their native sizes and label JSONs; split CSVs with the
+    S2 and S1 patch names."""
+    base = root / "BigEarthNet-v1.0"
+    lists = {"train": [], "val": [], "test": []}
+    for i, (patch, (split, labels)) in enumerate(BEN_PATCHES.items()):
+        for band, size in BEN_BANDS.items():
+            write_geotiff(base / patch / f"{patch}_{band}.tif",
+                          ben_band_array(band, size).astype(np.uint16), pixel_size=1200 / size)
+        meta = {"labels": labels,
+                "coordinates": {"ulx": 500000 + 1200 * i, "uly": 4000000, "lrx": 501200 + 1200 * i,
+                                "lry": 3998800},
+                "projection": 'PROJCS["WGS 84 / UTM zone 33N"]',
+                "tile_source": f"{patch[:26]}_N9999_R022_T33UUP_20170613T101033",
+                "acquisition_date": "2017-06-13 10:10:31"}
+        (base / patch / f"{patch}_labels_metadata.json").write_text(json.dumps(meta))
+        if split is not None:
+            lists[split].append(f"{patch},S1A_IW_GRDH_1SDV_20170613T165043_33UUP_{i}_{i}")
+    for split, lines in lists.items():
+        (root / f"bigearthnet-{split}.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+FMOW_CATEGORIES = ("airport", "crop_field", "multi-unit_residential", "zoo")
+
+
+def build_fmow(root: Path) -> Path:
+    """4 categories: 4 train locations x 2 views and 1 val location x 2 views each; every view
+    has its _rgb.jpg, _rgb.json and the pan-sharpened _msrgb.jpg (not used)."""
+    for c, category in enumerate(FMOW_CATEGORIES):
+        for folder, ids in (("train", range(4)), ("val", range(10, 11))):
+            for location in ids:
+                loc = f"{category}_{location}"
+                for view in range(2):
+                    stem = root / folder / category / loc / f"{loc}_{view}"
+                    write_photo(stem.with_name(stem.name + "_rgb.jpg"), size=(14, 12))
+                    write_photo(stem.with_name(stem.name + "_msrgb.jpg"), size=(14, 12))
+                    meta = {"bounding_boxes": [{"box": [2, 2, 8, 6], "category": category,
+                                                "ID": c}],
+                            "gsd": 0.5, "utm": "33U", "timestamp": "2016-01-01T10:00:00Z",
+                            "cloud_cover": 0, "off_nadir_angle_dbl": 10.0}
+                    stem.with_name(stem.name + "_rgb.json").write_text(json.dumps(meta))
+    return root
+
+
+BUILDERS: dict[str, Callable[[Path], Path]] = {
+    "imagenette": lambda r: build_imagenette(r, "imagenette2"),
+    "imagenette_320": lambda r: build_imagenette(r, "imagenette2-320"),
+    "imagenette_160": lambda r: build_imagenette(r, "imagenette2-160"),
+    "oxford_pets": build_pets,
+    "oxford_pets_segmentation": build_pets,
+    "pascal_voc": build_voc,
+    "inria": build_inria,
+    "massachusetts_buildings": lambda r: build_massachusetts(r, "site"),
+    "massachusetts_roads": lambda r: build_massachusetts(r, "mirror"),
+    "potsdam": build_potsdam,
+    "eurosat": lambda r: build_eurosat(r, "ms"),
+    "eurosat_rgb": lambda r: build_eurosat(r, "rgb"),
+    "bigearthnet": build_bigearthnet,
+    "fmow": build_fmow,
+}
+
+
+@pytest.fixture(scope="session")
+def miniature(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """miniature(name) -> the root of a miniature copy of that dataset (built once, read-only)."""
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = BUILDERS[name](tmp_path_factory.mktemp(name) / name)
+        return built[name]
+    return get
+
+
+# ----- the contract check -----------------------------------------------------------------
+
+EXPECTED_COLUMNS = {
+    "classification": ["image_path", "label_str", "label_idx", "split"],
+    "segmentation": ["image_path", "mask_path", "split"],
+    "multilabel": ["image_path", "label_str", "split"],
+}
+
+
+def check_contract(cls: type[GeoDataset], root: Path, val_split: float = 0.25,
+                   random_seed: int = 1, seed_changes_splits: bool = True) -> pd.DataFrame:
+    """Everything the contract promises, on one dataset; returns its df for further checks."""
+    df = cls.build_df(root, random_seed, val_split, 0.2)
+    assert list(df.columns) == EXPECTED_COLUMNS[cls.TASK]
+    assert list(df.index) == list(range(len(df)))
+    path_columns = ["image_path"] + (["mask_path"] if cls.TASK == "segmentation" else [])
+    for column in path_columns:
+        assert all(not p.startswith("/") and (root / p).is_file() for p in df[column])
+    assert set(df["split"]) <= set(ROW_SPLITS)
+    assert df["image_path"].is_unique
+    # deterministic: byte-identical df for the same inputs; the seed moves only the carving
+    first, second = io.BytesIO(), io.BytesIO()
+    df.to_parquet(first)
+    cls.build_df(root, random_seed, val_split, 0.2).to_parquet(second)
+    assert first.getvalue() == second.getvalue()
+    other = cls.build_df(root, random_seed + 1, val_split, 0.2)
+    assert other["split"].equals(df["split"]) != seed_changes_splits
+    assert other["image_path"].equals(df["image_path"])
+    # splits are disjoint and cover the df
+    parts = {s: cls(root, df=df, split=s) for s in ("train", "val", "trainval", "test", "all")}
+    ids = {s: set(ds.split_df["df_idx"]) for s, ds in parts.items()}
+    assert not ids["train"] & ids["val"] and not ids["trainval"] & ids["test"]
+    assert ids["train"] | ids["val"] == ids["trainval"]
+    assert ids["trainval"] | ids["test"] == ids["all"] == set(df.index)
+    # the returned tuples
+    ds = parts["all"]
+    for index in (0, len(ds) - 1):
+        image, target, df_idx = ds[index]
+        row = df.loc[df_idx]
+        assert isinstance(image, torch.Tensor) and image.dtype == torch.float32
+        assert image.ndim == 3 and image.shape[0] == len(cls.BANDS)
+        assert isinstance(df_idx, int)
+        if cls.TASK == "classification":
+            assert isinstance(target, int) and target == row["label_idx"]
+            assert cls.CLASS_NAMES[target] == row["label_str"]
+        elif cls.TASK == "segmentation":
+            assert target.shape == (len(cls.CLASS_NAMES), *image.shape[1:])
+            assert target.dtype == torch.float32 and float(target.sum(dim=0).max()) <= 1
+        else:
+            assert target.dtype == torch.float32 and target.shape == (len(cls.CLASS_NAMES),)
+            assert torch.equal(target, torch.from_numpy(multi_hot(row["label_str"],
+                                                                  cls.CLASS_NAMES)))
+    return df
+
+
+@pytest.fixture(scope="session")
+def contract() -> Callable[..., pd.DataFrame]:
+    """contract(cls, root, ...) runs the shared contract checks and returns the df."""
+    return check_contract

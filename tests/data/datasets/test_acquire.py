@@ -1,0 +1,119 @@
+"""Every registered dataset through the two first pipeline steps (what the raw_dataset and
+dataset_index assets call): downloads from a loopback server, manual ones from files put in
+place, and the registry entries the Dagster partitions come from."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import shutil
+import tarfile
+import threading
+import zipfile
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from geovision.data import get_dataset, list_datasets
+from geovision.data.acquire import acquire_dataset, build_index
+from geovision.data.download import MARKER, ManualDownloadError, Resource
+from geovision.paths import dataset_root
+
+DOWNLOADED = ["imagenette", "imagenette_320", "imagenette_160", "oxford_pets",
+              "oxford_pets_segmentation", "pascal_voc", "eurosat", "eurosat_rgb", "bigearthnet"]
+MANUAL = ["inria", "massachusetts_buildings", "massachusetts_roads", "potsdam", "fmow"]
+# Archives holding only part of a miniature's top-level folders; others hold all of them.
+ARCHIVE_CONTENT = {"images.tar.gz": ["images"], "annotations.tar.gz": ["annotations"]}
+
+
+def test_every_dataset_is_registered_with_its_facts():
+    assert set(DOWNLOADED + MANUAL) <= set(list_datasets())
+    for name in DOWNLOADED + MANUAL:
+        cls = get_dataset(name)
+        assert cls.NAME == name
+        assert len(cls.BANDS) == len(cls.MEANS) == len(cls.STD_DEVS)
+        assert all(0 <= m < 1 for m in cls.MEANS) and all(0 < s < 1 for s in cls.STD_DEVS)
+        assert all(re.fullmatch(r"[a-z0-9_]+", c) for c in cls.CLASS_NAMES), name
+        assert len(set(cls.CLASS_NAMES)) == len(cls.CLASS_NAMES)
+    for name in DOWNLOADED:
+        resources = get_dataset(name).RESOURCES
+        assert resources and all(r.checksum is not None for r in resources), name
+
+
+def pack(source: Path, entries: list[str], dest: Path) -> None:
+    if dest.name.endswith(".zip"):
+        with zipfile.ZipFile(dest, "w") as zf:
+            for entry in entries:
+                for path in sorted((source / entry).rglob("*")):
+                    zf.write(path, path.relative_to(source).as_posix())
+    else:
+        mode = "w" if dest.name.endswith(".tar") else "w:gz"
+        with tarfile.open(dest, mode) as tar:
+            for entry in entries:
+                tar.add(source / entry, arcname=entry)
+
+
+@pytest.fixture()
+def file_server(tmp_path):
+    """Serves tmp_path/served over HTTP on 127.0.0.1; yields (folder, base URL, request log)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    log: list[str] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, fmt, *args) -> None:
+            log.append(self.path)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0),
+                                functools.partial(Handler, directory=str(served)))
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{httpd.server_address[1]}/", log
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize("name", DOWNLOADED)
+def test_downloaded_dataset_acquires_and_indexes(name, miniature, file_server, geovision_home,
+                                                 monkeypatch):
+    cls = get_dataset(name)
+    source = miniature(name)
+    served, base_url, log = file_server
+    local = []
+    for resource in cls.RESOURCES:
+        path = served / resource.filename
+        if resource.is_archive:
+            entries = ARCHIVE_CONTENT.get(resource.filename) or sorted(
+                p.name for p in source.iterdir() if p.is_dir())
+            pack(source, entries, path)
+        else:
+            shutil.copy(source / resource.filename, path)
+        md5 = hashlib.md5(path.read_bytes()).hexdigest()
+        local.append(Resource(base_url + resource.filename, resource.filename, md5=md5))
+    monkeypatch.setattr(cls, "RESOURCES", tuple(local))
+    raw = acquire_dataset(name, geovision_home)
+    assert raw.root == dataset_root(name, geovision_home) and raw.num_files > 0
+    assert (raw.root / MARKER).is_file() and not (raw.root / ".downloads").exists()
+    requests = len(log)
+    assert requests == len(local)
+    again = acquire_dataset(name, geovision_home)
+    assert len(log) == requests and again.data_version == raw.data_version  # nothing redone
+    index = build_index(name, geovision_home)
+    expected = cls.build_df(source)
+    pd.testing.assert_frame_equal(index.df, expected)
+    assert len(cls(raw.root, split="all")) == len(expected)
+
+
+@pytest.mark.parametrize("name", MANUAL)
+def test_manual_dataset_explains_then_indexes(name, miniature, geovision_home):
+    with pytest.raises(ManualDownloadError) as err:
+        acquire_dataset(name, geovision_home)
+    assert str(dataset_root(name, geovision_home)) in str(err.value)
+    shutil.copytree(miniature(name), dataset_root(name, geovision_home))
+    raw = acquire_dataset(name, geovision_home)
+    assert raw.num_files > 0
+    index = build_index(name, geovision_home)
+    pd.testing.assert_frame_equal(index.df, get_dataset(name).build_df(miniature(name)))
