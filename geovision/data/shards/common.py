@@ -14,6 +14,8 @@ from geovision.data.base import GeoDataset
 from geovision.hashing import hash_dataframe
 
 FORMAT_VERSION = 1
+# What a shard calls each task's target: an int label, a per-pixel mask, a multi-hot vector.
+TARGET_NAMES = {"classification": "label", "segmentation": "mask", "multilabel": "multi_hot"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def record_layout(dataset: GeoDataset) -> RecordLayout:
         raise ValueError(f"{dataset.NAME} split {dataset.split!r} has no samples: there is "
                          "nothing to write. Choose splits that hold samples.")
     image, target, _ = dataset.read_raw(0)
-    mask = target if dataset.TASK == "segmentation" else None
+    mask = target if isinstance(target, np.ndarray) else None  # a mask or a multi-hot vector
     return RecordLayout(image.shape, image.dtype, None if mask is None else mask.shape,
                         None if mask is None else mask.dtype)
 

@@ -1,6 +1,7 @@
 """One HDF5 file per split: one chunk per image, optional LZF, read back lazily per worker.
 
-Layout: `image` (N, C, H, W) in the stored dtype, `label` (N,) int64 or `mask` (N, H, W),
+Layout: `image` (N, C, H, W) in the stored dtype, `label` (N,) int64, `mask` (N, H, W) or
+`multi_hot` (N, K),
 `df_idx` (N,) int64, and the dataset's facts as file attributes. LZF decompresses several
 times faster than gzip, which matters more than size when a DataLoader reads every epoch.
 """
@@ -19,6 +20,7 @@ from torch.utils.data import Dataset
 
 from geovision.data.base import GeoDataset
 from geovision.data.shards.common import (
+    TARGET_NAMES,
     ShardWriteResult,
     check_index,
     iter_records,
@@ -40,7 +42,7 @@ def write_hdf(dataset: GeoDataset, path: str | os.PathLike, *, compression: str 
     path = Path(path)
     layout = record_layout(dataset)
     n = len(dataset)
-    target_name = "label" if dataset.TASK == "classification" else "mask"
+    target_name = TARGET_NAMES[dataset.TASK]
     with atomic_file(path) as tmp, h5py.File(tmp, "w") as f:
         # No timestamps, so the same samples always give the same bytes (and sha256).
         options = {"compression": compression, "track_times": False}
@@ -49,7 +51,7 @@ def write_hdf(dataset: GeoDataset, path: str | os.PathLike, *, compression: str 
         if layout.mask_shape is None:
             targets = f.create_dataset("label", (n,), np.int64, track_times=False)
         else:
-            targets = f.create_dataset("mask", (n, *layout.mask_shape), layout.mask_dtype,
+            targets = f.create_dataset(target_name, (n, *layout.mask_shape), layout.mask_dtype,
                                        chunks=(1, *layout.mask_shape), **options)
         df_idx = np.empty(n, dtype=np.int64)
         desc = f"{dataset.NAME} {dataset.split} -> {path.name}"
@@ -90,7 +92,7 @@ class HdfDataset(Dataset):
         if self._handles is None or self._pid != os.getpid():
             f = h5py.File(self.path, "r")
             labels = f["label"][:] if self._target_name == "label" else None
-            masks = f["mask"] if self._target_name == "mask" else None
+            masks = f[self._target_name] if self._target_name != "label" else None
             self._handles = (f, f["image"], masks, f["df_idx"][:], labels)
             self._pid = os.getpid()
         _, images, masks, df_idx, labels = self._handles

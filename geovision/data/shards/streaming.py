@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from geovision.data.base import GeoDataset
 from geovision.data.shards.common import (
+    TARGET_NAMES,
     ShardWriteResult,
     check_index,
     iter_records,
@@ -62,10 +63,11 @@ def write_streaming(dataset: GeoDataset, out_dir: str | os.PathLike, *,
     layout = record_layout(dataset)
     columns = {"image": _ndarray_column(layout.image_dtype, layout.image_shape),
                "df_idx": "int64"}
+    target_name = TARGET_NAMES[dataset.TASK]
     if layout.mask_shape is None:
         columns["label"] = "int64"
     else:
-        columns["mask"] = _ndarray_column(layout.mask_dtype, layout.mask_shape)
+        columns[target_name] = _ndarray_column(layout.mask_dtype, layout.mask_shape)
     desc = f"{dataset.NAME} {dataset.split} -> {out_dir.name}"
     with atomic_dir(out_dir) as tmp:
         with MDSWriter(out=str(tmp), columns=columns, compression=compression,
@@ -75,7 +77,7 @@ def write_streaming(dataset: GeoDataset, out_dir: str | os.PathLike, *,
                 if layout.mask_shape is None:
                     sample["label"] = int(target)
                 else:
-                    sample["mask"] = target
+                    sample[target_name] = target
                 writer.write(sample)
         attributes = shard_attributes(dataset, layout)
         (tmp / ATTRIBUTES_FILE).write_text(json.dumps(attributes, indent=1, sort_keys=True))
@@ -158,14 +160,16 @@ class StreamingGeoDataset(Dataset):
         self.location = location
         self.sample_transform = sample_transform
         self.streaming = StreamingDataset(local=local, remote=remote, **streaming_kwargs)
-        self._target_name = "mask" if "mask" in self.streaming.shards[0].column_names else "label"
+        columns = self.streaming.shards[0].column_names
+        self._target_name = next(name for name in TARGET_NAMES.values() if name in columns)
 
     def __len__(self) -> int:
         return self.streaming.num_samples
 
     def _record(self, index: int) -> tuple[np.ndarray, Any, int]:
         sample = self.streaming.get_item(check_index(index, len(self)))
-        target = int(sample["label"]) if self._target_name == "label" else sample["mask"]
+        name = self._target_name
+        target = int(sample["label"]) if name == "label" else sample[name]
         return sample["image"], target, int(sample["df_idx"])
 
     def read_raw(self, index: int) -> tuple[np.ndarray, Any, int]:

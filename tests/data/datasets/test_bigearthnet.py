@@ -87,3 +87,24 @@ def test_missing_band_file_is_named(miniature, tmp_path):
         CLS.read_image(folder / f"{patch}_B01.tif")
     with pytest.raises(ImageReadError, match="not a BigEarthNet B01 band file"):
         CLS.read_image(folder / f"{patch}_B02.tif")
+
+
+@pytest.mark.parametrize("kind", ["hdf", "mds"])
+def test_multi_hot_targets_survive_shards(miniature, tmp_path, kind):
+    from geovision.data.shards.hdf import HdfDataset
+    from geovision.data.shards.streaming import StreamingGeoDataset
+
+    root = miniature("bigearthnet")
+    source = CLS(root, split="train")
+    if kind == "hdf":
+        path = CLS.write_to_hdf(root, tmp_path, splits=("train",), progress=False)["train"].path
+        reader = HdfDataset(path, source.sample_transform)
+    else:
+        path = CLS.write_to_streaming(root, tmp_path, splits=("train",),
+                                      progress=False)["train"].path
+        reader = StreamingGeoDataset(str(path), source.sample_transform)
+    assert len(reader) == len(source) == 3
+    for index in range(len(source)):
+        got, want = reader[index], source[index]
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        assert got[2] == want[2]
