@@ -379,7 +379,7 @@ class _Assembler:
 
 
 def _fresh(path: Path) -> None:
-    """Remove the empty placeholder the atomic write made, so the file is created anew: on
+    """Remove the empty temporary file the atomic write made, so it is created anew: on
     ext4, a file truncated on open is flushed to disk when closed (auto_da_alloc), which
     costs a third of the stitching time of a 5000 px scene."""
     path.unlink(missing_ok=True)
