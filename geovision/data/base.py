@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from geovision.data.image_io import read_image, read_mask
+from geovision.data.image_io import ImageReadError, read_image, read_mask
 from geovision.data.splits import ROW_SPLITS, check_fractions, check_split_name, rows_in_split
 from geovision.data.transforms import OneHot, ScaleNormalize
 
@@ -239,8 +239,21 @@ class GeoDataset(Dataset):
 
     @classmethod
     def read_mask(cls, path: str | os.PathLike) -> np.ndarray:
-        """One mask as (H, W) class indices (subclasses map colours or 0/255 here)."""
-        return read_mask(path)
+        """One mask file as (H, W) class indices: its stored values through `decode_mask`."""
+        return cls.decode_mask(read_mask(path), str(path))
+
+    @classmethod
+    def decode_mask(cls, stored: np.ndarray, source: str = "mask") -> np.ndarray:
+        """Stored mask values (C, H, W) -> (H, W) class indices.
+
+        The default expects one band that already holds indices; datasets whose files hold
+        other codes (0/255, colours, trimap values) override this. Whole files and chip
+        windows both go through it, so a chip's mask decodes exactly like its file's.
+        """
+        if stored.shape[0] != 1:
+            raise ImageReadError(f"{source} has {stored.shape[0]} bands; {cls.NAME} masks have "
+                                 "one band of class indices.")
+        return stored[0]
 
     def read_raw(self, index: int) -> tuple[np.ndarray, Any, int]:
         """The stored sample at `index`: (image array, label int, multi-hot vector or mask

@@ -49,27 +49,22 @@ def read_image(path: str | os.PathLike, expected_bands: int | None = None) -> np
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a single-band label mask as an (H, W) array of class indices (palette PNGs keep
-    their indices, not their colours)."""
+    """Read a mask file's stored values as (C, H, W): GeoTIFFs as all their bands, other
+    formats through Pillow, palette PNGs keeping their indices (not their colours). Datasets
+    turn these values into class indices with their `decode_mask`."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"Mask file not found: {path}. Check the dataset root.")
     try:
         if path.suffix.lower() in RASTER_SUFFIXES:
-            array = _read_raster(path)
-            if array.shape[0] != 1:
-                raise ImageReadError(f"Mask {path} has {array.shape[0]} bands; masks must have "
-                                     "one band of class indices.")
-            return array[0]
+            return _read_raster(path)
         array = _read_pillow(path, keep_palette=True)
     except ImageReadError:
         raise
     except Exception as exc:
         raise ImageReadError(f"Cannot decode mask {path}: {exc}. The file is corrupt or "
                              "truncated.") from exc
-    if array.ndim != 2:
-        raise ImageReadError(f"Mask {path} has shape {array.shape}; masks must be single-band.")
-    return array
+    return np.ascontiguousarray(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
 
 
 def _read_raster(path: Path) -> np.ndarray:

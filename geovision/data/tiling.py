@@ -281,12 +281,13 @@ class ChipDataset(Dataset):
     """Map-style dataset over a chip index: returns (image, target, chip_idx).
 
     image is the (C, h, w) window in the file's dtype, or what `sample_transform` makes of it;
-    target is the mask window (h, w) mapped by `mask_map` when the index has mask_path, else
+    target is the mask window (h, w) decoded by `mask_map` when the index has mask_path, else
     the source's label_idx when it has one (each chip inherits its scene's label), else -1;
     chip_idx is the chip's label in `chips.index` (`chips.loc[chip_idx, "df_idx"]` is the
     source row of the dataset's df). Outside the scene, images are padded with `fill_value`
     (None: each file's nodata value, else 0) and masks with `mask_fill` (after `mask_map`,
-    which sees only the stored codes).
+    which gets the stored values of every band, (C, h, w), and returns (h, w) class indices,
+    like GeoDataset.decode_mask; without it the first band is taken as indices).
 
     Each process opens a file once, lazily, and keeps up to `max_open` files open; a
     DataLoader batch is read through `__getitems__` in file order (source, row, column).
@@ -328,14 +329,14 @@ class ChipDataset(Dataset):
                      mask_map: Callable[[np.ndarray], np.ndarray] | None = None,
                      progress: bool = True) -> ChipDataset:
         """Chips of a GeoDataset's split, with its sample transform (so the tuples match the
-        dataset's); padded mask pixels get its IGNORE_INDEX (else 0). `mask_map` turns stored
-        mask codes into class indices (e.g. `lambda m: (m >= 128).astype("uint8")` for 0/255
-        masks); without it masks must already hold class indices."""
+        dataset's); padded mask pixels get its IGNORE_INDEX (else 0). Mask windows are decoded
+        by the dataset's `decode_mask` (0/255, colour codes, ...) unless `mask_map` is given,
+        exactly as its whole mask files are."""
         chips = chip_index(dataset.split_df, chip_size, overlap, border, nodata,
                            max_nodata_fraction, progress)
         ignore = getattr(dataset, "IGNORE_INDEX", None)
         return cls(chips, dataset.sample_transform, mask_fill=0 if ignore is None else ignore,
-                   mask_map=mask_map)
+                   mask_map=mask_map or getattr(dataset, "decode_mask", None))
 
     def __len__(self) -> int:
         return len(self._chip_idx)
@@ -356,8 +357,8 @@ class ChipDataset(Dataset):
         image = read_window(src, row_off, col_off, height, width, fill)
         if self._mask_paths is not None:
             mask_src = self._handles.get(self._mask_paths[position])
-            target = read_window(mask_src, row_off, col_off, height, width, self.mask_fill, 1,
-                                 self.mask_map)
+            target = read_window(mask_src, row_off, col_off, height, width, self.mask_fill,
+                                 None if self.mask_map else 1, self.mask_map)
         elif self._labels is not None:
             target = self._labels[position]
         else:

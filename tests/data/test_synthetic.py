@@ -9,11 +9,12 @@ from geovision.data.datasets.synthetic import (
     SCENE_CLASSES,
     SEG_CLASSES,
     SyntheticClassification,
+    SyntheticSegmentation,
     dominant_class,
     generate,
     generate_scene,
 )
-from geovision.data.image_io import read_image, read_mask
+from geovision.data.image_io import read_image
 from geovision.hashing import hash_directory
 
 
@@ -37,7 +38,7 @@ def test_files_follow_the_layout_and_labels_follow_content(synthetic_root):
     assert list(labels.columns) == ["scene_id", "dominant_class"]
     for scene_id, label in labels.head(25).itertuples(index=False):
         image = read_image(synthetic_root / "images" / f"{scene_id}.tif")
-        mask = read_mask(synthetic_root / "masks" / f"{scene_id}.png")
+        mask = SyntheticSegmentation.read_mask(synthetic_root / "masks" / f"{scene_id}.png")
         assert image.shape == (4, 64, 64) and image.dtype == np.uint8
         assert mask.shape == (64, 64) and mask.max() < len(SEG_CLASSES)
         assert SEG_CLASSES[dominant_class(mask)] == label

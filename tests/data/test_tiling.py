@@ -296,7 +296,7 @@ def test_chip_dataset_masks_labels_and_chip_idx_of_a_subset(tmp_path: Path) -> N
                              "mask_path": [str(mask)], "label_idx": [1]})
     chips = chip_index(split_df, 16, 0, progress=False)
     subset = chips[chips.col_off == 16]  # chip_idx 1 and 3 keep their labels
-    dataset = ChipDataset(subset, mask_fill=7, mask_map=lambda m: (m >= 128).astype(np.uint8))
+    dataset = ChipDataset(subset, mask_fill=7, mask_map=lambda m: (m[0] >= 128).astype(np.uint8))
     image_chip, target, chip_idx = dataset[0]
     assert chip_idx == 1 and image_chip.shape == (3, 16, 16)
     assert (target[:, :8] == 1).all() and (target[:, 8:] == 7).all()

@@ -14,7 +14,7 @@ import pandas as pd
 
 from geovision.data.base import GeoDataset
 from geovision.data.download import Resource, download_and_extract, require_manual_files
-from geovision.data.image_io import ImageReadError, read_image
+from geovision.data.image_io import ImageReadError
 
 RGB_BANDS = ("red", "green", "blue")
 # Published ImageNet statistics of RGB images scaled to [0, 1] (as used by torchvision's
@@ -96,17 +96,16 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
-def read_binary_mask(path: str | os.PathLike) -> np.ndarray:
-    """A 0/255 object mask as (H, W) uint8 0/1 (values >= 128 are the object).
+def decode_binary_mask(stored: np.ndarray, source: str) -> np.ndarray:
+    """0/255 object mask values (C, H, W) -> (H, W) uint8 0/1 (values >= 128 are the object).
 
     Published binary masks are single-band, or three identical bands; the threshold keeps
     stray values from resampled or re-encoded copies on the nearer side.
     """
-    bands = read_image(path)
-    if any(not np.array_equal(bands[0], band) for band in bands[1:]):
-        raise ImageReadError(f"Mask {path} has {len(bands)} different bands; a binary mask "
+    if any(not np.array_equal(stored[0], band) for band in stored[1:]):
+        raise ImageReadError(f"Mask {source} has {len(stored)} different bands; a binary mask "
                              "needs one band (or identical bands) of 0 / 255.")
-    return (bands[0] >= 128).astype(np.uint8)
+    return (stored[0] >= 128).astype(np.uint8)
 
 
 def map_codes(codes: np.ndarray, mapping: dict[int, int], path: str | os.PathLike,

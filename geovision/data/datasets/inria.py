@@ -9,7 +9,6 @@ Layout after extraction (only the training cities have public labels, so only th
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from geovision.data.datasets.common import (
     IMAGENET_STD_DEVS,
     RGB_BANDS,
     ManualDataset,
-    read_binary_mask,
+    decode_binary_mask,
 )
 from geovision.data.splits import carve_val
 
@@ -87,6 +86,6 @@ class Inria(ManualDataset):
         })
 
     @classmethod
-    def read_mask(cls, path: str | os.PathLike) -> np.ndarray:
+    def decode_mask(cls, stored: np.ndarray, source: str = "mask") -> np.ndarray:
         """0 / 255 ground truth -> 0 background / 1 building."""
-        return read_binary_mask(path)
+        return decode_binary_mask(stored, source)

@@ -10,7 +10,6 @@ Two published layouts are read, whichever is under the root:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from geovision.data.datasets.common import (
     IMAGENET_STD_DEVS,
     RGB_BANDS,
     ManualDataset,
-    read_binary_mask,
+    decode_binary_mask,
 )
 
 # (image folder, mask folder, split) per published layout.
@@ -75,9 +74,9 @@ class _Massachusetts(ManualDataset):
         return pd.DataFrame(rows, columns=["image_path", "mask_path", "split"])
 
     @classmethod
-    def read_mask(cls, path: str | os.PathLike) -> np.ndarray:
+    def decode_mask(cls, stored: np.ndarray, source: str = "mask") -> np.ndarray:
         """0 / 255 map -> 0 background / 1 object."""
-        return read_binary_mask(path)
+        return decode_binary_mask(stored, source)
 
 
 class MassachusettsBuildings(_Massachusetts):

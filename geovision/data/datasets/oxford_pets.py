@@ -10,7 +10,6 @@ Layout after extraction:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,6 @@ from geovision.data.datasets.common import (
     snake_case,
 )
 from geovision.data.download import Resource
-from geovision.data.image_io import read_mask
 from geovision.data.splits import carve_val
 
 # Breeds in class-id order (1..37), spelt in snake_case.
@@ -124,7 +122,7 @@ class OxfordPetsSegmentation(_Pets):
         return df
 
     @classmethod
-    def read_mask(cls, path: str | os.PathLike) -> np.ndarray:
+    def decode_mask(cls, stored: np.ndarray, source: str = "mask") -> np.ndarray:
         """Trimap values 1 pet, 2 background, 3 border -> indices into TRIMAP_CLASSES."""
-        return map_codes(read_mask(path), TRIMAP_TO_INDEX, path,
+        return map_codes(super().decode_mask(stored, source), TRIMAP_TO_INDEX, source,
                          "trimap values 1 (pet), 2 (background) and 3 (border)")

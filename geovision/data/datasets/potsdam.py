@@ -8,7 +8,6 @@ Layout after unzipping 4_Ortho_RGBIR.zip and 5_Labels_all.zip into the root:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from geovision.data.datasets.common import (
     ManualDataset,
     map_codes,
 )
-from geovision.data.image_io import ImageReadError, read_image
+from geovision.data.image_io import ImageReadError
 from geovision.data.splits import carve_val
 
 IMAGES = "4_Ortho_RGBIR"
@@ -96,12 +95,11 @@ class Potsdam(ManualDataset):
         return df
 
     @classmethod
-    def read_mask(cls, path: str | os.PathLike) -> np.ndarray:
+    def decode_mask(cls, stored: np.ndarray, source: str = "mask") -> np.ndarray:
         """Colour-coded label -> class indices; black (eroded boundary) -> IGNORE_INDEX."""
-        rgb = read_image(path)
-        if rgb.shape[0] != 3:
-            raise ImageReadError(f"Label {path} has {rgb.shape[0]} bands; Potsdam labels are "
-                                 "RGB colour codes.")
-        return map_codes(colour_code(rgb), CODE_TO_INDEX, path,
+        if stored.shape[0] != 3:
+            raise ImageReadError(f"Label {source} has {stored.shape[0]} bands; Potsdam labels "
+                                 "are RGB colour codes.")
+        return map_codes(colour_code(stored), CODE_TO_INDEX, source,
                          "the six Potsdam label colours or black boundaries (a code is the R, G, "
                          "B bits of a colour, e.g. 5 = magenta)")

@@ -44,3 +44,23 @@ def test_manual_download_says_where_to_put_what(tmp_path):
     assert f"{tmp_path}/AerialImageDataset/train/images/austin1.tif" in message
     with pytest.raises(FileNotFoundError, match="Register"):
         CLS.build_df(tmp_path)
+
+
+def test_chip_masks_decode_like_whole_files(miniature):
+    from geovision.data.tiling import ChipDataset
+
+    dataset = CLS(miniature("inria"), split="test")
+    chips = ChipDataset.from_dataset(dataset, chip_size=5, overlap=1, progress=False)
+    whole = dataset.read_raw(0)[1]  # the first scene's decoded 0/1 mask
+    compared = 0
+    for position in range(len(chips)):
+        row = chips.chips.iloc[position]
+        if row["df_idx"] != dataset.split_df["df_idx"].iloc[0]:
+            continue
+        _, window, _ = chips.read_raw(position)
+        r, c, h, w = (int(row[k]) for k in ("row_off", "col_off", "height", "width"))
+        inside = whole[r:r + h, c:c + w]
+        assert set(np.unique(window).tolist()) <= {0, 1}
+        np.testing.assert_array_equal(window[:inside.shape[0], :inside.shape[1]], inside)
+        compared += 1
+    assert compared == 4  # an 8 x 8 scene in 5-px chips with 1-px overlap: a 2 x 2 grid
