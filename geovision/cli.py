@@ -13,6 +13,8 @@ datasets_app = typer.Typer(help="Registered datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 features_app = typer.Typer(help="Vision-language region features.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
+runs_app = typer.Typer(help="Training runs under the artifact root.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
 
 class Precision(StrEnum):
     fp32 = "fp32"
@@ -55,17 +57,116 @@ def datasets_prepare(name: str, home: Path | None = HOME_OPTION) -> None:
 def train_command(
     config: Path = typer.Argument(..., help="experiment YAML (or a recipe with --dataset)"),
     dataset: str | None = typer.Option(None, "--dataset", help="dataset for a recipe file"),
+    resume: bool = typer.Option(False, "--resume", help="continue the newest run of this "
+                                "config from its last checkpoint"),
     home: Path | None = HOME_OPTION,
 ) -> None:
-    """Train an experiment config into a new run directory and test its best checkpoint."""
+    """Train an experiment config into a new run directory and test its chosen checkpoint."""
     from geovision.experiment.config import load_config
     from geovision.experiment.train import train
 
     experiment = load_config(config, dataset_name=dataset)
-    result = train(experiment, home=home)
+    result = train(experiment, home=home, resume=resume)
     typer.echo(f"run directory: {result.run_dir}")
     for key, value in result.test_metrics.items():
         typer.echo(f"{key}: {value:.4f}")
+
+
+@app.command("test")
+def test_command(
+    run: str = typer.Argument(..., help="run folder, or project/name[/timestamp]"),
+    split: str = typer.Option("test", "--split", help="test, val or train"),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="default: the one the "
+                                           "run chose (best, or SWA average)"),
+    home: Path | None = HOME_OPTION,
+) -> None:
+    """Evaluate a run on a split: metrics and a confusion matrix, saved in the run folder."""
+    from geovision.experiment.evaluate import evaluate_run
+    from geovision.experiment.rundir import resolve_run
+
+    evaluation = evaluate_run(resolve_run(run, home), checkpoint=checkpoint, split=split)
+    typer.echo(f"{evaluation.num_samples} samples, checkpoint {evaluation.checkpoint.name}")
+    for key, value in evaluation.metrics.items():
+        typer.echo(f"{key}: {value:.4f}")
+    if evaluation.confusion is not None:
+        typer.echo("confusion matrix (rows: true class, columns: predicted):")
+        typer.echo(evaluation.confusion.to_string())
+        typer.echo(f"saved: {evaluation.confusion_csv} and {evaluation.confusion_png}")
+
+
+@app.command("view")
+def view_command(
+    run: str = typer.Argument(..., help="run folder, or project/name[/timestamp]"),
+    out: Path | None = typer.Option(None, "--out", help="folder for the PNGs (default: the "
+                                    "run's plots/)"),
+    home: Path | None = HOME_OPTION,
+) -> None:
+    """Draw a run's plots: loss, each metric, learning rate, confusion matrices."""
+    from geovision.experiment.plots import plot_run
+    from geovision.experiment.rundir import resolve_run
+
+    run_dir = resolve_run(run, home)
+    paths = plot_run(run_dir, out)
+    if not any(p.name.endswith("_confusion_matrix.png") for p in paths):
+        typer.echo(f"(no confusion matrix yet: run `geovision test {run}` first)")
+    for path in paths:
+        typer.echo(str(path))
+
+
+@runs_app.command("list")
+def runs_list(
+    project: str | None = typer.Option(None, "--project", help="only this project"),
+    home: Path | None = HOME_OPTION,
+) -> None:
+    """Every run: state, epochs done, dataset, best val loss, test metrics."""
+    from geovision.experiment.rundir import list_runs, runs_root
+    from geovision.experiment.runs import list_table
+
+    runs = list_runs(home, project)
+    if not runs:
+        typer.echo(f"no runs under {runs_root(home)}" + (f" for project {project}"
+                                                          if project else ""))
+        return
+    typer.echo(list_table(runs).to_string(index=False, na_rep="-", float_format="{:.4f}".format))
+
+
+@app.command("compare")
+def compare_command(
+    metric: str = typer.Argument(..., help="a metrics.csv column (val_accuracy, train_loss, "
+                                 "...) or a test metric (test_accuracy)"),
+    runs: list[str] = typer.Argument(..., help="run folders or project/name[/timestamp]"),
+    out: Path | None = typer.Option(None, "--out", help="PNG of the metric per epoch"),
+    home: Path | None = HOME_OPTION,
+) -> None:
+    """One metric across runs: last and best value, and the epoch of the best."""
+    from geovision.experiment.plots import plot_comparison
+    from geovision.experiment.rundir import resolve_run
+    from geovision.experiment.runs import compare_runs
+
+    comparison = compare_runs(metric, [resolve_run(run, home) for run in runs])
+    typer.echo(comparison.table.to_string(index=False, na_rep="-",
+                                          float_format="{:.4f}".format))
+    if out is not None and comparison.curves:
+        typer.echo(f"plot: {plot_comparison(comparison.curves, metric, out)}")
+
+
+@app.command("live")
+def live_command(
+    run: str = typer.Argument(..., help="run folder, or project/name[/timestamp]"),
+    interval: float = typer.Option(5.0, "--interval", min=0.1, help="seconds between checks"),
+    out: Path | None = typer.Option(None, "--out", help="folder for the PNGs (default: the "
+                                    "run's plots/)"),
+    timeout: float | None = typer.Option(None, "--timeout", help="stop after this many "
+                                         "seconds (default: when the run ends)"),
+    home: Path | None = HOME_OPTION,
+) -> None:
+    """Redraw a run's curves whenever its metrics file changes, until the run ends."""
+    from geovision.experiment.live import watch
+    from geovision.experiment.rundir import resolve_run
+
+    report = watch(resolve_run(run, home), out, interval=interval, timeout=timeout,
+                   echo=typer.echo)
+    typer.echo(f"{report.redraws} redraws; run {report.final_state}")
 
 
 @app.command("extract")
@@ -109,7 +210,28 @@ def features_view(
     typer.echo(draw_regions(features, img_id, image, out, top=top))
 
 
-def main() -> None:
+def _valid_options(command: object) -> list[str]:
+    params = getattr(command, "params", [])
+    return sorted(opt for param in params for opt in param.opts if opt.startswith("-"))
+
+
+def _usage_message(exc: typer.TyperException) -> str | None:
+    """For an unknown option or command: click's message plus what would have been valid
+    (None for other errors, which click reports itself)."""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return None
+    message = exc.format_message()
+    if getattr(exc, "option_name", None):
+        valid = _valid_options(ctx.command) + ["--help"]
+        return f"{message}\nValid options for `{ctx.command_path}`: {', '.join(valid)}"
+    if message.startswith("No such command") and hasattr(ctx.command, "list_commands"):
+        commands = ", ".join(sorted(ctx.command.list_commands(ctx)))
+        return f"{message}\nCommands of `{ctx.command_path}`: {commands}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one message naming the problem, not a traceback."""
     from geovision.data.image_io import ImageReadError
     from geovision.data.registry import UnknownDatasetError
@@ -117,11 +239,23 @@ def main() -> None:
     from geovision.features.weights import WeightsError
 
     try:
-        app()
+        app(args=argv, prog_name="geovision", standalone_mode=False)
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        raise SystemExit(1) from None
     except (ConfigError, UnknownDatasetError, ImageReadError, FileNotFoundError,
-            WeightsError) as exc:
+            WeightsError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
+    except typer.TyperException as exc:  # usage errors from the command-line parser
+        message = _usage_message(exc)
+        if message is None:
+            exc.show()
+        else:
+            typer.echo(f"error: {message}", err=True)
+        raise SystemExit(getattr(exc, "exit_code", 2)) from None
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ the benchmarks all call these same functions.
     <home>/eda/<name>/                      plots and summary.md
     <home>/shards/<name>/{hdf,mds}/         one file / MDS folder per split
     <home>/features/<name>/                 region features (Arrow)
-    <home>/runs/<project>/<name>/<stamp>/   a training run
+    <home>/runs/<project>/<name>/<stamp>/   a training run and its evaluations
     <home>/models/<dataset>/<recipe>.json   the partition's latest trained model
     <home>/attribution/<dataset>/<recipe>/  attribution maps
 """
@@ -250,20 +250,17 @@ def load_model_record(dataset: str, recipe: str, home: Path | None = None) -> di
 
 
 def trained_model(dataset: str, recipe_path: Path, home: Path | None = None, *,
-                  progress: bool = True) -> ModelArtifact:
+                  progress: bool = True, launcher: Any = None) -> ModelArtifact:
     """Train the recipe on the dataset's index, normalised with the train split's exact
-    statistics and read from the shards the recipe names; test the best checkpoint; record it
-    as the (dataset, recipe) model."""
-    from geovision.data.transforms import ScaleNormalize
+    statistics and read from the shards the recipe names; evaluate the chosen checkpoint;
+    record it as the (dataset, recipe) model. `launcher` runs the torchrun command of a
+    multi-device recipe (default: a subprocess)."""
     from geovision.experiment.config import load_config
-    from geovision.experiment.plots import plot_curves
-    from geovision.experiment.rundir import read_metrics
     from geovision.experiment.train import train
 
     home = geovision_home(home)
     recipe_path = Path(recipe_path)
     config = load_config(recipe_path, dataset_name=dataset)
-    dataset_cls = get_dataset(dataset)
     df = load_index(dataset, home)
     summary = load_statistics_summary(dataset, home)
     means, stds = summary["train_means"], summary["train_std_devs"]
@@ -273,21 +270,42 @@ def trained_model(dataset: str, recipe_path: Path, home: Path | None = None, *,
                 "statistics_sha256": sha256_file(statistics_dir(dataset, home) / "summary.json"),
                 "recipe_sha256": sha256_file(recipe_path)}
     result = train(config, home=home, root=dataset_root(dataset, home), df=df,
-                   image_transform=ScaleNormalize(means, stds, dataset_cls.SCALE),
-                   shards_dir=shards, progress=progress,
-                   provenance={"upstream": upstream,
-                               "normalisation": {"means": means, "std_devs": stds}})
-    plots = plot_curves(read_metrics(result.run_dir), result.run_dir / "plots")
+                   normalisation={"means": means, "std_devs": stds}, shards_dir=shards,
+                   progress=progress, provenance={"upstream": upstream}, launcher=launcher)
     record = {"dataset": dataset, "recipe": recipe_path.stem, "run_dir": str(result.run_dir),
-              "checkpoint": str(result.best_checkpoint), "epochs": result.epochs,
-              "config_hash": config.config_hash(), "means": means, "std_devs": stds,
+              "checkpoint": str(result.checkpoint), "epochs": result.epochs,
+              "config_hash": config.config_hash(), "workflow": config.workflow,
+              "devices": config.trainer.devices, "means": means, "std_devs": stds,
               "test_metrics": result.test_metrics, "chance_accuracy": result.chance_accuracy,
-              "checkpoint_sha256": sha256_file(result.best_checkpoint)}
+              "checkpoint_sha256": sha256_file(result.checkpoint)}
     path = model_record_path(dataset, recipe_path.stem, home)
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
-    return ModelArtifact(record_path=path, record=record, plots=plots, config=config,
+    return ModelArtifact(record_path=path, record=record, plots=result.plots, config=config,
                          upstream=upstream)
+
+
+@dataclass
+class EvaluationArtifact:
+    evaluation: Any  # geovision.experiment.evaluate.Evaluation
+    record: dict[str, Any]
+    data_version: str
+
+
+def model_evaluation(dataset: str, recipe: str, home: Path | None = None, *,
+                     split: str = "test", progress: bool = True) -> EvaluationArtifact:
+    """Metrics and a confusion matrix of the recorded (dataset, recipe) model on `split`,
+    written into its run directory (evaluation/ and plots/)."""
+    from geovision.experiment.evaluate import evaluate_run
+
+    record = load_model_record(dataset, recipe, home)
+    evaluation = evaluate_run(Path(record["run_dir"]), checkpoint=Path(record["checkpoint"]),
+                              split=split, progress=progress)
+    content = json.dumps(evaluation.metrics, sort_keys=True)
+    if evaluation.confusion is not None:
+        content += evaluation.confusion.to_csv()
+    return EvaluationArtifact(evaluation=evaluation, record=record,
+                              data_version=sha256_bytes(content.encode()))
 
 
 def attribution(dataset: str, recipe: str, home: Path | None = None, *,

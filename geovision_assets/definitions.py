@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, PipesSubprocessClient
 
 from geovision_assets.assets.attribution import attribution_report
 from geovision_assets.assets.datasets import dataset_index, raw_dataset
+from geovision_assets.assets.evaluation import model_evaluation
 from geovision_assets.assets.features import region_features
 from geovision_assets.assets.shards import hdf_shards, streaming_shards
 from geovision_assets.assets.statistics import eda_report, image_statistics
@@ -15,11 +16,13 @@ from geovision_assets.sensors import recipe_sensor
 
 DATASET_ASSETS = [raw_dataset, dataset_index, image_statistics, eda_report, hdf_shards,
                   streaming_shards, region_features]
-MODEL_ASSETS = [trained_model, attribution_report]
+MODEL_ASSETS = [trained_model, model_evaluation, attribution_report]
 
 
 def default_resources() -> dict:
-    return {"home": GeovisionHome(), "recipes": RecipeLibrary(), "weights": DetectorWeights()}
+    # `pipes` launches multi-device training (torchrun) for trained_model.
+    return {"home": GeovisionHome(), "recipes": RecipeLibrary(), "weights": DetectorWeights(),
+            "pipes": PipesSubprocessClient()}
 
 
 defs = Definitions(

@@ -2,6 +2,11 @@
 
 A *recipe* is the same config without `dataset_name`; the Dagster `recipe` partition (or the
 CLI) supplies the dataset.
+
+`task` is the dataset's task (classification or segmentation) and must match it. `workflow`
+says what is learned from that data: `supervised` (the default) trains on the labels;
+`gan`, `vae` and `moco` pretrain on the images alone, ignoring the labels, with a model
+registered for that workflow.
 """
 
 from __future__ import annotations
@@ -18,6 +23,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from geovision.data.registry import DATASETS, get_dataset
 from geovision.models.registry import check_model
 
+WORKFLOWS = ("supervised", "gan", "vae", "moco")
+# Config name -> torchmetrics.classification class (multiclass; see experiment.metrics).
+METRICS = {
+    "accuracy": "MulticlassAccuracy",
+    "f1": "MulticlassF1Score",
+    "jaccard": "MulticlassJaccardIndex",
+    "precision": "MulticlassPrecision",
+    "recall": "MulticlassRecall",
+    "specificity": "MulticlassSpecificity",
+    "auroc": "MulticlassAUROC",
+    "average_precision": "MulticlassAveragePrecision",
+    "cohen_kappa": "MulticlassCohenKappa",
+    "matthews_corrcoef": "MulticlassMatthewsCorrCoef",
+}
+TRANSFORMS = ("hflip", "vflip", "rot90")
+
 
 class ConfigError(ValueError):
     """A config that cannot be used, with every problem and how to fix it."""
@@ -32,10 +53,40 @@ class ModelConfig(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
+class SplitConfig(_Strict):
+    """How samples are split; None keeps the dataset's own setting, the one the dataset_index
+    asset uses (so shards and statistics made from that index fit the run)."""
+
+    val_split: float | None = Field(None, ge=0, lt=1)
+    test_split: float | None = Field(None, ge=0, lt=1)
+    random_seed: int | None = None
+
+    def is_default(self) -> bool:
+        return self.val_split is None and self.test_split is None and self.random_seed is None
+
+
+class MixingConfig(_Strict):
+    """MixUp / CutMix on training batches (see geovision.data.mixing); 0 turns one off."""
+
+    mixup_alpha: float = Field(0.0, ge=0)
+    cutmix_alpha: float = Field(0.0, ge=0)
+    prob: float = Field(1.0, ge=0, le=1, description="chance that a batch is mixed at all")
+    switch_prob: float = Field(0.5, ge=0, le=1,
+                               description="with both on, the chance of CutMix over MixUp")
+
+    @property
+    def enabled(self) -> bool:
+        return (self.mixup_alpha > 0 or self.cutmix_alpha > 0) and self.prob > 0
+
+
 class DataConfig(_Strict):
     source: Literal["files", "hdf", "streaming"] = "files"
     batch_size: int = Field(32, ge=1)
     num_workers: int = Field(0, ge=0)
+    split: SplitConfig = SplitConfig()
+    transforms: tuple[Literal["hflip", "vflip", "rot90"], ...] = Field(
+        (), description="random training-time flips / quarter turns (image and mask alike)")
+    mixing: MixingConfig = MixingConfig()
 
 
 class OptimizerConfig(_Strict):
@@ -43,6 +94,7 @@ class OptimizerConfig(_Strict):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
+    betas: tuple[float, float] = (0.9, 0.999)
 
 
 class SchedulerConfig(_Strict):
@@ -56,17 +108,32 @@ class SchedulerConfig(_Strict):
 class TrainerConfig(_Strict):
     max_epochs: int = Field(10, ge=1)
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
-    devices: int = Field(1, ge=1)
+    devices: int = Field(1, ge=1, description="more than one trains with DDP under torchrun")
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     accumulate_grad_batches: int = Field(1, ge=1)
     gradient_clip_val: float | None = Field(None, gt=0)
     deterministic: bool = True
 
 
+class SWAConfig(_Strict):
+    """Stochastic weight averaging over the last epochs (Lightning's callback)."""
+
+    enabled: bool = False
+    start_epoch: int = Field(0, ge=0, description="first (0-based) epoch that is averaged")
+    lr: float = Field(1e-3, gt=0, description="learning rate held during averaging")
+    annealing_epochs: int = Field(1, ge=1)
+    annealing: Literal["cos", "linear"] = "cos"
+
+
 class CheckpointConfig(_Strict):
     monitor: str = "val_loss"
     mode: Literal["min", "max"] = "min"
     save_top_k: int = Field(1, ge=-1)
+    every_n_epochs: int = Field(1, ge=1)
+
+
+def _default_metrics(data: dict[str, Any]) -> tuple[str, ...]:
+    return ("accuracy",) if data.get("workflow", "supervised") == "supervised" else ()
 
 
 class RecipeConfig(_Strict):
@@ -75,19 +142,84 @@ class RecipeConfig(_Strict):
     project: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     task: Literal["classification", "segmentation"]
+    workflow: Literal["supervised", "gan", "vae", "moco"] = "supervised"
     random_seed: int
     model: ModelConfig
     data: DataConfig = DataConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     trainer: TrainerConfig = TrainerConfig()
+    swa: SWAConfig = SWAConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
-    metrics: tuple[str, ...] = ("accuracy",)
+    metrics: tuple[str, ...] = Field(default_factory=_default_metrics)
+
+    @property
+    def model_role(self) -> str:
+        """What the model must serve: the task, or the self-supervised workflow."""
+        return self.task if self.workflow == "supervised" else self.workflow
 
     @model_validator(mode="after")
-    def _model_fits_task(self) -> RecipeConfig:
-        check_model(self.model.name, self.task, self.model.kwargs)
+    def _consistent(self) -> RecipeConfig:
+        problems = [p for check in (self._check_model, self._check_metrics, self._check_mixing,
+                                    self._check_trainer, self._check_swa)
+                    if (p := check())]
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
+
+    def _check_model(self) -> str | None:
+        try:
+            check_model(self.model.name, self.model_role, self.model.kwargs)
+        except ValueError as exc:
+            return f"model: {exc}"
+        return None
+
+    def _check_metrics(self) -> str | None:
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown:
+            return f"metrics: unknown {unknown}; valid: {', '.join(METRICS)}"
+        if self.metrics and self.workflow != "supervised":
+            return (f"metrics: {list(self.metrics)} need labels, which the {self.workflow} "
+                    "workflow does not use; remove them (its losses are logged anyway)")
+        monitors = [f"{stage}_{name}" for stage in ("val", "train")
+                    for name in ("loss", *self.metrics)]
+        if self.checkpoint.monitor not in monitors:
+            return (f"checkpoint.monitor: {self.checkpoint.monitor!r} is not logged; use one "
+                    f"of {', '.join(monitors)}")
+        return None
+
+    def _check_mixing(self) -> str | None:
+        mixing = self.data.mixing
+        if not mixing.enabled:
+            return None
+        if self.workflow != "supervised":
+            return (f"data.mixing: MixUp/CutMix mix labels, which the {self.workflow} workflow "
+                    "does not use; set mixup_alpha and cutmix_alpha to 0")
+        if self.task == "segmentation" and mixing.mixup_alpha > 0:
+            return ("data.mixing.mixup_alpha: MixUp would blend masks into non-one-hot pixels; "
+                    "for segmentation set it to 0 and use cutmix_alpha")
+        return None
+
+    def _check_trainer(self) -> str | None:
+        trainer = self.trainer
+        if trainer.precision == "16-mixed" and trainer.accelerator == "cpu":
+            return ("trainer.precision: 16-mixed needs a GPU; on CPU use bf16-mixed or "
+                    "32-true")
+        if self.workflow == "gan" and (trainer.gradient_clip_val is not None
+                                       or trainer.accumulate_grad_batches > 1):
+            return ("trainer: the gan workflow steps its two optimizers itself; leave "
+                    "gradient_clip_val unset and accumulate_grad_batches at 1")
+        return None
+
+    def _check_swa(self) -> str | None:
+        if not self.swa.enabled:
+            return None
+        if self.workflow == "gan":
+            return "swa: averaging needs a single optimizer; the gan workflow has two"
+        if self.swa.start_epoch >= self.trainer.max_epochs:
+            return (f"swa.start_epoch: {self.swa.start_epoch} is not before "
+                    f"trainer.max_epochs={self.trainer.max_epochs}; start averaging earlier")
+        return None
 
     def with_dataset(self, dataset_name: str) -> ExperimentConfig:
         return ExperimentConfig(dataset_name=dataset_name, **self.model_dump())
@@ -118,13 +250,17 @@ class ExperimentConfig(RecipeConfig):
 def _format_errors(kind: type[BaseModel], exc: ValidationError, source: str) -> str:
     lines = [f"Invalid {kind.__name__} in {source}:"]
     for error in exc.errors():
-        location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        location = ".".join(str(part) for part in error["loc"])
         if error["type"] == "extra_forbidden":
             parent = _model_at(kind, error["loc"][:-1])
             valid = ", ".join(parent.model_fields) if parent else "see the docs"
             lines.append(f"  {location}: unknown key; valid keys here: {valid}")
+        elif not location and error["type"] == "value_error":
+            # Whole-config checks name their fields in the message itself.
+            message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
+            lines.extend(f"  {part}" for part in message.splitlines())
         else:
-            lines.append(f"  {location}: {error['msg']}")
+            lines.append(f"  {location or '(top level)'}: {error['msg']}")
     return "\n".join(lines)
 
 
@@ -166,6 +302,9 @@ def load_config(path: str | os.PathLike, dataset_name: str | None = None) -> Exp
             return recipe.with_dataset(dataset_name)
         except ValidationError as exc:
             raise ConfigError(_format_errors(ExperimentConfig, exc, str(path))) from None
+    if isinstance(data, dict) and "dataset_name" not in data:
+        raise ConfigError(f"{path} has no dataset_name: it is a recipe; name the dataset "
+                          "(e.g. --dataset synthetic) or add dataset_name to the file.")
     return parse_config(data, ExperimentConfig, str(path))
 
 

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from geovision.data.base import GeoDataset
 from geovision.experiment.config import ConfigError, ExperimentConfig
@@ -17,16 +16,27 @@ from geovision.hashing import hash_dataframe
 TRAINING_SPLITS = ("train", "val", "test")
 
 
+def split_frame(config: ExperimentConfig, dataset_cls: type[GeoDataset], root: Path,
+                index: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The df a run splits by: `index` (the dataset_index asset's df, or the dataset's own
+    default split when None) unless the config's `data.split` asks for other settings."""
+    split = config.data.split
+    if split.is_default():
+        return index if index is not None else dataset_cls.build_df(root)
+    return dataset_cls.build_df(root, split.random_seed, split.val_split, split.test_split)
+
+
 def split_datasets(config: ExperimentConfig, dataset_cls: type[GeoDataset], root: Path,
                    df: pd.DataFrame, image_transform: Callable | None = None,
-                   shards_dir: Path | None = None) -> dict[str, Dataset]:
+                   shards_dir: Path | None = None,
+                   splits: tuple[str, ...] = TRAINING_SPLITS) -> dict[str, Dataset]:
     """One dataset per split of `df`, read the way `config.data.source` says.
 
     Shards must have been written from this very df (its hash is stored with them), so a
     model never trains on splits other than the ones recorded for it.
     """
     datasets = {split: dataset_cls(root, df=df, split=split, image_transform=image_transform)
-                for split in TRAINING_SPLITS}
+                for split in splits}
     source = config.data.source
     if source == "files":
         return datasets
@@ -55,10 +65,16 @@ def split_datasets(config: ExperimentConfig, dataset_cls: type[GeoDataset], root
     return readers
 
 
-def make_loader(dataset: Dataset, config: ExperimentConfig, shuffle: bool) -> DataLoader:
-    """A DataLoader whose shuffling order depends only on the config's seed."""
-    generator = torch.Generator().manual_seed(config.random_seed)
+def make_loader(dataset: Dataset, config: ExperimentConfig, shuffle: bool, *, rank: int = 0,
+                world_size: int = 1) -> DataLoader:
+    """A DataLoader whose order depends only on the config's seed and the epoch.
+
+    The sampler reshuffles from `seed + epoch` (Lightning calls its set_epoch), never from the
+    history of a random stream, so a resumed run and an uninterrupted one see the same
+    batches. With `world_size` > 1 each process reads its own share (DDP).
+    """
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
+                                 seed=config.random_seed)
     workers = config.data.num_workers
-    return DataLoader(dataset, batch_size=config.data.batch_size, shuffle=shuffle,
-                      num_workers=workers, generator=generator,
-                      persistent_workers=workers > 0)
+    return DataLoader(dataset, batch_size=config.data.batch_size, sampler=sampler,
+                      num_workers=workers, persistent_workers=workers > 0)

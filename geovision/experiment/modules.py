@@ -1,61 +1,112 @@
-"""LightningModules for the supervised tasks; the model itself comes from the registry."""
+"""LightningModules: what every workflow shares, and the supervised one.
+
+Every module takes the same arguments (the config as a dict, and the data's band count, class
+count and image size), so any run can be rebuilt from its checkpoint, and offers
+`evaluation_step`, the one computation behind validation and the evaluation of a run.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-import torchmetrics
 from torch import nn
 
+from geovision.data.mixing import BatchMixer
+from geovision.experiment.augment import BatchAugment
 from geovision.experiment.config import ExperimentConfig
+from geovision.experiment.metrics import IGNORE, make_metrics, mask_to_index
 from geovision.models.registry import build_model
 
-IGNORE = -100
-METRICS = ("accuracy", "f1", "jaccard")
+RANDOM_STATE_KEY = "geovision_random_state"
 
 
-def make_metrics(names: tuple[str, ...], num_classes: int,
-                 task: str) -> torchmetrics.MetricCollection:
-    """torchmetrics objects for the configured metric names (multiclass, macro averages)."""
-    ignore = IGNORE if task == "segmentation" else None
-    factories = {
-        "accuracy": lambda: torchmetrics.classification.MulticlassAccuracy(
-            num_classes, average="micro", ignore_index=ignore),
-        "f1": lambda: torchmetrics.classification.MulticlassF1Score(
-            num_classes, average="macro", ignore_index=ignore),
-        "jaccard": lambda: torchmetrics.classification.MulticlassJaccardIndex(
-            num_classes, average="macro", ignore_index=ignore),
-    }
-    unknown = sorted(set(names) - set(factories))
-    if unknown:
-        raise ValueError(f"Unknown metrics {unknown}; valid: {sorted(factories)}.")
-    return torchmetrics.MetricCollection({name: factories[name]() for name in names})
+@dataclass
+class EvalStep:
+    """One batch's loss and, for supervised modules, logits and class-index targets."""
+
+    loss: torch.Tensor
+    batch_size: int
+    logits: torch.Tensor | None = None
+    target: torch.Tensor | None = None
 
 
-def mask_to_index(one_hot: torch.Tensor) -> torch.Tensor:
-    """(B, K, H, W) one-hot masks -> (B, H, W) indices, IGNORE where no class is set."""
-    index = one_hot.argmax(dim=1)
-    return torch.where(one_hot.sum(dim=1) > 0, index, torch.full_like(index, IGNORE))
+class ExperimentModule(L.LightningModule):
+    """The config, the registry's model, batch augmentation, the optimizer and its schedule.
 
+    Random generators owned by the module (augmentation, mixing, views) are saved in
+    checkpoints, so a resumed run draws the same numbers as an uninterrupted one.
+    """
 
-class SupervisedModule(L.LightningModule):
-    """Classification or segmentation, chosen by the config's task."""
-
-    def __init__(self, config: dict[str, Any], in_channels: int, num_classes: int) -> None:
+    def __init__(self, config: dict[str, Any], in_channels: int, num_classes: int,
+                 image_size: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.config = ExperimentConfig.model_validate(config)
-        self.task = self.config.task
+        self.num_classes = num_classes
         self.model: nn.Module = build_model(self.config.model.name, in_channels, num_classes,
-                                            self.task, **self.config.model.kwargs)
+                                            self.config.model_role, image_size=image_size,
+                                            **self.config.model.kwargs)
+        self.augment = BatchAugment(self.config.data.transforms, self.config.random_seed)
+
+    def evaluation_step(self, batch: tuple) -> EvalStep:
+        """The loss (and predictions) on a batch, without updating anything."""
+        raise NotImplementedError(f"{type(self).__name__} must define evaluation_step")
+
+    def start_evaluation(self) -> None:
+        """Called before a pass of `evaluation_step` over a dataset (validation included)."""
+
+    def on_validation_epoch_start(self) -> None:
+        self.start_evaluation()
+
+    def log_loss(self, stage: str, loss: torch.Tensor, batch_size: int, name: str = "loss",
+                 prog_bar: bool = True) -> None:
+        self.log(f"{stage}_{name}", loss, on_step=False, on_epoch=True, prog_bar=prog_bar,
+                 batch_size=batch_size, sync_dist=True)
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> EvalStep:
+        step = self.evaluation_step(batch)
+        self.log_loss("val", step.loss, step.batch_size)
+        return step
+
+    def configure_optimizers(self) -> Any:
+        return configure_optimizer(self.config, [p for p in self.parameters() if p.requires_grad])
+
+    def random_sources(self) -> dict[str, Any]:
+        """Objects with state_dict / load_state_dict whose randomness shapes training."""
+        return {"augment": self.augment}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RANDOM_STATE_KEY] = {name: source.state_dict()
+                                        for name, source in self.random_sources().items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        sources = self.random_sources()
+        for name, state in checkpoint.get(RANDOM_STATE_KEY, {}).items():
+            if name in sources:
+                sources[name].load_state_dict(state)
+
+
+class SupervisedModule(ExperimentModule):
+    """Classification or segmentation with any registered model for the config's task, with
+    optional MixUp / CutMix on training batches (soft labels for classification)."""
+
+    def __init__(self, config: dict[str, Any], in_channels: int, num_classes: int,
+                 image_size: int | None = None) -> None:
+        super().__init__(config, in_channels, num_classes, image_size)
+        self.task = self.config.task
         metrics = make_metrics(self.config.metrics, num_classes, self.task)
         self.train_metrics = metrics.clone(prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
-        self.test_metrics = metrics.clone(prefix="test_")
+        mixing = self.config.data.mixing
+        self.mixer = BatchMixer(self.task, num_classes, mixup_alpha=mixing.mixup_alpha,
+                                cutmix_alpha=mixing.cutmix_alpha, prob=mixing.prob,
+                                switch_prob=mixing.switch_prob,
+                                seed=self.config.random_seed) if mixing.enabled else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -63,62 +114,84 @@ class SupervisedModule(L.LightningModule):
     def _targets(self, target: torch.Tensor) -> torch.Tensor:
         return mask_to_index(target) if self.task == "segmentation" else target
 
-    def _step(self, batch: tuple, stage: str,
-              metrics: torchmetrics.MetricCollection) -> torch.Tensor:
+    def evaluation_step(self, batch: tuple) -> EvalStep:
         image, target, _ = batch
         target = self._targets(target)
         logits = self(image)
         loss = F.cross_entropy(logits, target, ignore_index=IGNORE)
-        metrics.update(logits.detach(), target)
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=image.shape[0], sync_dist=True)
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=image.shape[0])
-        return loss
+        return EvalStep(loss, image.shape[0], logits, target)
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train", self.train_metrics)
+        image, target, _ = batch
+        segmentation = self.task == "segmentation"
+        image, mask = self.augment(image, target if segmentation else None)
+        target = mask if segmentation else target
+        if self.mixer is not None:
+            image, target = self.mixer(image, target)
+        logits = self(image)
+        if target.ndim == 2:  # soft labels from mixing: train metrics count the larger share
+            loss = F.cross_entropy(logits, target)
+            hard = target.argmax(dim=1)
+        else:
+            hard = self._targets(target)
+            loss = F.cross_entropy(logits, hard, ignore_index=IGNORE)
+        self.train_metrics.update(logits.detach(), hard)
+        self.log_loss("train", loss, image.shape[0])
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True,
+                      batch_size=image.shape[0])
+        return loss
 
-    def validation_step(self, batch: tuple, batch_idx: int) -> None:
-        self._step(batch, "val", self.val_metrics)
-
-    def test_step(self, batch: tuple, batch_idx: int) -> None:
-        self._step(batch, "test", self.test_metrics)
+    def validation_step(self, batch: tuple, batch_idx: int) -> EvalStep:
+        step = super().validation_step(batch, batch_idx)
+        self.val_metrics.update(step.logits, step.target)
+        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, batch_size=step.batch_size)
+        return step
 
     def predict_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         return self(batch[0]).argmax(dim=1)
 
-    def configure_optimizers(self) -> Any:
-        return configure_optimizer(self.config, self.parameters())
+    def random_sources(self) -> dict[str, Any]:
+        sources = super().random_sources()
+        if self.mixer is not None:
+            sources["mixer"] = self.mixer
+        return sources
 
 
-def configure_optimizer(config: ExperimentConfig, params: Any) -> Any:
-    """The optimizer and (per-epoch) learning-rate schedule, warm-up included."""
+def make_optimizer(config: ExperimentConfig, params: Any) -> torch.optim.Optimizer:
     opt = config.optimizer
     if opt.name == "sgd":
-        optimizer = torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum,
-                                    weight_decay=opt.weight_decay)
-    elif opt.name == "adam":
-        optimizer = torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
+        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum,
+                               weight_decay=opt.weight_decay)
+    if opt.name == "adam":
+        return torch.optim.Adam(params, lr=opt.lr, betas=opt.betas,
+                                weight_decay=opt.weight_decay)
+    return torch.optim.AdamW(params, lr=opt.lr, betas=opt.betas, weight_decay=opt.weight_decay)
+
+
+def lr_factor(config: ExperimentConfig, epoch: int) -> float:
+    """The multiple of the base learning rate used in `epoch`: warm-up, then the schedule."""
     sched = config.scheduler
-    if sched.name == "none" and sched.warmup_epochs == 0:
-        return optimizer
-    epochs = config.trainer.max_epochs
+    if epoch < sched.warmup_epochs:
+        progress = (epoch + 1) / (sched.warmup_epochs + 1)
+        if sched.warmup == "linear":
+            return progress
+        return 0.5 * (1 - math.cos(math.pi * progress))
+    after = epoch - sched.warmup_epochs
+    if sched.name == "cosine":
+        span = max(1, config.trainer.max_epochs - sched.warmup_epochs)
+        return 0.5 * (1 + math.cos(math.pi * min(after, span) / span))
+    if sched.name == "step":
+        return sched.gamma ** (after // sched.step_size)
+    return 1.0
 
-    def factor(epoch: int) -> float:
-        if epoch < sched.warmup_epochs:
-            progress = (epoch + 1) / (sched.warmup_epochs + 1)
-            if sched.warmup == "linear":
-                return progress
-            return 0.5 * (1 - math.cos(math.pi * progress))
-        after = epoch - sched.warmup_epochs
-        if sched.name == "cosine":
-            span = max(1, epochs - sched.warmup_epochs)
-            return 0.5 * (1 + math.cos(math.pi * min(after, span) / span))
-        if sched.name == "step":
-            return sched.gamma ** (after // sched.step_size)
-        return 1.0
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+def configure_optimizer(config: ExperimentConfig, params: Any) -> dict[str, Any]:
+    """The optimizer and (per-epoch) learning-rate schedule, warm-up included, in the form
+    Lightning's `configure_optimizers` returns."""
+    optimizer = make_optimizer(config, params)
+    if config.scheduler.name == "none" and config.scheduler.warmup_epochs == 0:
+        return {"optimizer": optimizer}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                  lambda epoch: lr_factor(config, epoch))
+    return {"optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

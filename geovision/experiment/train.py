@@ -1,43 +1,56 @@
-"""Train and test one experiment into its own run directory."""
+"""Train and evaluate one experiment into its own run directory (or resume one).
+
+The one entry point the CLI, the Dagster asset and notebooks share: prepare the run
+directory, fit (in this process, or on several via torchrun), evaluate the chosen checkpoint
+on the test split, draw the plots.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lightning as L
 import pandas as pd
 
 from geovision.data.registry import get_dataset
-from geovision.experiment.callbacks import EpochMetricsWriter
-from geovision.experiment.config import ExperimentConfig
-from geovision.experiment.data import make_loader, split_datasets
-from geovision.experiment.modules import SupervisedModule
+from geovision.experiment.config import ConfigError, ExperimentConfig
+from geovision.experiment.data import split_frame
+from geovision.experiment.distributed import Launcher, launch
+from geovision.experiment.evaluate import Evaluation, evaluate_run
+from geovision.experiment.fit import FitResult, fit_run
+from geovision.experiment.plots import plot_run
+from geovision.experiment.run import load_run, prepare_run
 from geovision.experiment.rundir import (
+    METRICS_FILE,
     attach_log_file,
     detach_log_file,
-    new_run_dir,
+    latest_run,
+    log_file,
     read_metrics,
-    write_yaml,
+    runs_root,
+    timestamp,
+    write_status,
 )
-from geovision.hashing import hash_dataframe
+from geovision.experiment.workflows import load_module
 from geovision.paths import dataset_root, geovision_home
-from geovision.provenance import git_commit, package_versions
 
+__all__ = ["TrainResult", "chance_accuracy", "load_module", "train"]
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainResult:
     run_dir: Path
+    checkpoint: Path  # the evaluated one: best by the monitor, or the SWA average
     best_checkpoint: Path
     last_checkpoint: Path
     metrics_csv: Path
     epochs: int
     test_metrics: dict[str, float] = field(default_factory=dict)
     chance_accuracy: float | None = None
+    evaluation: Evaluation | None = None
+    plots: list[Path] = field(default_factory=list)
 
 
 def train(
@@ -46,94 +59,81 @@ def train(
     home: Path | None = None,
     root: Path | None = None,
     df: pd.DataFrame | None = None,
-    image_transform: Callable | None = None,
+    normalisation: dict[str, list[float]] | None = None,
     shards_dir: Path | None = None,
     provenance: dict | None = None,
     progress: bool = True,
     command: str = "train",
+    resume: bool = False,
+    launcher: Launcher | None = None,
 ) -> TrainResult:
-    """Fit `config`, then evaluate the best checkpoint on the test split.
+    """Fit `config`, then evaluate the chosen checkpoint on the test split and plot the run.
 
     `root`/`df` default to the registered dataset under the artifact root and its default
-    splits (the same df the dataset_index asset writes); `image_transform` lets callers
-    normalise with statistics they computed;
-    `provenance` is merged into hparams.yaml (e.g. upstream data versions).
+    splits (the df the dataset_index asset writes), unless the config's `data.split` asks
+    for others; `normalisation` ({"means", "std_devs"}) standardises with statistics the
+    caller computed; `shards_dir` defaults to where the shard assets write (when the config
+    reads shards); `provenance` is merged into hparams.yaml. With `resume`, the newest run
+    of this very config continues from its last checkpoint (its recorded data and settings
+    are used). With trainer.devices > 1 the fit runs under torchrun through `launcher`.
     """
     home = geovision_home(home)
-    dataset_cls = get_dataset(config.dataset_name)
-    root = Path(root) if root else dataset_root(config.dataset_name, home)
-    if df is None:
-        # The dataset's own split settings, as the dataset_index asset uses: the split is part
-        # of the data's identity, not of one experiment's seed.
-        df = dataset_cls.build_df(root)
-    run_dir = new_run_dir(config.project, config.name, home)
-    write_yaml(run_dir / "hparams.yaml", {
-        "config": config.model_dump(mode="json"),
-        "config_hash": config.config_hash(),
-        "dataset": dataset_cls.describe() | {"root": str(root), "df_hash": hash_dataframe(df)},
-        "provenance": (provenance or {}) | {"packages": package_versions(),
-                                            "git_commit": git_commit()},
-    })
-    handler = attach_log_file(run_dir, config.project, command)
+    if resume:
+        run_dir = latest_run(config.project, config.name, config.config_hash(), home)
+        if run_dir is None:
+            raise ConfigError(f"No earlier run of {config.project}/{config.name} with this "
+                              f"config (hash {config.config_hash()}) under {runs_root(home)}; "
+                              "start one without --resume.")
+        write_status(run_dir, "running")
+        log_path = log_file(run_dir, config.project, command, timestamp())
+    else:
+        dataset_cls = get_dataset(config.dataset_name)
+        root = Path(root) if root else dataset_root(config.dataset_name, home)
+        df = split_frame(config, dataset_cls, root, df)
+        if shards_dir is None and config.data.source != "files":
+            from geovision.pipeline import shards_dir as shard_location
+
+            shards_dir = shard_location(config.dataset_name,
+                                        "hdf" if config.data.source == "hdf" else "mds", home)
+        run_dir = prepare_run(config, home=home, root=root, df=df, normalisation=normalisation,
+                              shards_dir=shards_dir, provenance=provenance)
+        log_path = log_file(run_dir, config.project, command)
+    handler = attach_log_file(log_path)
     try:
-        return _fit_and_test(config, dataset_cls, root, df, image_transform, shards_dir,
-                             run_dir, progress)
+        log.info("%s run %s (config %s)", "resuming" if resume else "starting", run_dir,
+                 config.config_hash())
+        if config.trainer.devices > 1:
+            fit = launch(run_dir, config.trainer.devices, resume=resume, progress=progress,
+                         log_path=log_path, launcher=launcher)
+        else:
+            fit = fit_run(run_dir, resume=resume, progress=progress)
+        result = _finish(run_dir, fit, progress)
+        write_status(run_dir, "finished")
+        log.info("finished %s: %s", run_dir, result.test_metrics)
+        return result
+    except BaseException:
+        write_status(run_dir, "failed")
+        raise
     finally:
         detach_log_file(handler)
 
 
-def _fit_and_test(config, dataset_cls, root, df, image_transform, shards_dir, run_dir,
-                  progress) -> TrainResult:
-    L.seed_everything(config.random_seed, workers=True, verbose=False)
-    datasets = split_datasets(config, dataset_cls, root, df, image_transform, shards_dir)
-    log.info("run %s: %s", run_dir, {k: len(v) for k, v in datasets.items()})
-    module = SupervisedModule(config.model_dump(mode="json"), len(dataset_cls.BANDS),
-                              len(dataset_cls.CLASS_NAMES))
-    checkpoints = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}",
-        auto_insert_metric_name=False, monitor=config.checkpoint.monitor,
-        mode=config.checkpoint.mode, save_top_k=config.checkpoint.save_top_k, save_last=True)
-    trainer = L.Trainer(
-        default_root_dir=run_dir,
-        max_epochs=config.trainer.max_epochs,
-        accelerator=config.trainer.accelerator,
-        devices=config.trainer.devices,
-        precision=config.trainer.precision,
-        accumulate_grad_batches=config.trainer.accumulate_grad_batches,
-        gradient_clip_val=config.trainer.gradient_clip_val,
-        deterministic=config.trainer.deterministic,
-        logger=False,
-        callbacks=[checkpoints, EpochMetricsWriter(run_dir / "metrics.csv")],
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(module, make_loader(datasets["train"], config, shuffle=True),
-                make_loader(datasets["val"], config, shuffle=False))
-    best = Path(checkpoints.best_model_path or checkpoints.last_model_path)
-    tested = trainer.test(module, make_loader(datasets["test"], config, shuffle=False),
-                          ckpt_path=str(best), verbose=False)
-    test_metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
-    write_yaml(run_dir / "test_metrics.yaml", test_metrics | {"checkpoint": best.name})
+def _finish(run_dir: Path, fit: FitResult, progress: bool) -> TrainResult:
+    evaluation = evaluate_run(run_dir, checkpoint=fit.final_checkpoint, progress=progress)
+    plots = plot_run(run_dir)
+    inputs = load_run(run_dir)
     metrics = read_metrics(run_dir)
-    metrics.to_parquet(run_dir / "metrics.parquet", index=False)
+    supervised_classification = (inputs.config.task == "classification"
+                                 and inputs.config.workflow == "supervised")
     return TrainResult(
-        run_dir=run_dir,
-        best_checkpoint=best,
-        last_checkpoint=Path(checkpoints.last_model_path),
-        metrics_csv=run_dir / "metrics.csv",
-        epochs=int(metrics["epoch"].max()) + 1,
-        test_metrics=test_metrics,
-        chance_accuracy=chance_accuracy(df) if config.task == "classification" else None,
-    )
+        run_dir=run_dir, checkpoint=fit.final_checkpoint, best_checkpoint=fit.best_checkpoint,
+        last_checkpoint=fit.last_checkpoint, metrics_csv=run_dir / METRICS_FILE,
+        epochs=int(metrics["epoch"].max()) + 1, test_metrics=evaluation.metrics,
+        chance_accuracy=chance_accuracy(inputs.df) if supervised_classification else None,
+        evaluation=evaluation, plots=plots)
 
 
 def chance_accuracy(df: pd.DataFrame) -> float:
     """Test accuracy of always predicting the most frequent test class: the bar to beat."""
     test = df.loc[df["split"] == "test", "label_idx"]
     return float(test.value_counts(normalize=True).max())
-
-
-def load_module(checkpoint: Path) -> SupervisedModule:
-    """A trained module from a checkpoint, on CPU, in eval mode."""
-    return SupervisedModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()

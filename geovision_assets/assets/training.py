@@ -6,6 +6,7 @@ from dagster import (
     DataVersion,
     MaterializeResult,
     MetadataValue,
+    PipesSubprocessClient,
     asset,
 )
 
@@ -16,24 +17,34 @@ from geovision_assets.partitions import by_dataset, dataset_and_recipe, dataset_
 from geovision_assets.resources import GeovisionHome, RecipeLibrary
 
 
-@asset(partitions_def=dataset_recipe_partitions, code_version="1", group_name="training",
+@asset(partitions_def=dataset_recipe_partitions, code_version="2", group_name="training",
        deps=[AssetDep(image_statistics, partition_mapping=by_dataset),
              AssetDep(hdf_shards, partition_mapping=by_dataset),
              AssetDep(streaming_shards, partition_mapping=by_dataset)],
        pool="gpu", kinds={"pytorch", "lightning"})
-def trained_model(context: AssetExecutionContext, home: GeovisionHome,
-                  recipes: RecipeLibrary) -> MaterializeResult:
+def trained_model(context: AssetExecutionContext, home: GeovisionHome, recipes: RecipeLibrary,
+                  pipes: PipesSubprocessClient) -> MaterializeResult:
     """Train the recipe on the dataset, normalised with the train split's exact statistics,
-    reading the shards the recipe names; test the best checkpoint."""
+    reading the shards the recipe names; evaluate the chosen checkpoint on the test split.
+
+    One device trains in this process; with trainer.devices > 1 torchrun runs one process
+    per device through Dagster Pipes, and rank 0 reports the materialization."""
     from geovision.pipeline import trained_model as train
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
-    model = train(dataset, recipes.recipe_path(recipe), home.root())
+    launched = []
+
+    def launch_through_pipes(command: list[str]) -> None:
+        launched.append(pipes.run(context=context, command=command))
+
+    model = train(dataset, recipes.recipe_path(recipe), home.root(),
+                  launcher=launch_through_pipes)
     record = model.record
     metadata = {
         "run_dir": md.path(record["run_dir"]),
         "checkpoint": md.path(record["checkpoint"]),
         "epochs": record["epochs"],
+        "devices": record["devices"],
         **{key: float(value) for key, value in record["test_metrics"].items()},
         "config": MetadataValue.json(model.config.model_dump(mode="json")),
         "config_hash": record["config_hash"],
@@ -44,5 +55,9 @@ def trained_model(context: AssetExecutionContext, home: GeovisionHome,
     }
     if record["chance_accuracy"] is not None:
         metadata["chance_accuracy"] = record["chance_accuracy"]
+    if launched:
+        reported = launched[0].get_materialize_result(implicit_materialization=False)
+        return MaterializeResult(data_version=reported.data_version,
+                                 metadata={**reported.metadata, **metadata})
     return MaterializeResult(data_version=DataVersion(record["checkpoint_sha256"]),
                              metadata=metadata)

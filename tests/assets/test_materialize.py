@@ -16,7 +16,7 @@ from geovision_assets.demo import run_demo
 
 DATASET_KEYS = ("raw_dataset", "dataset_index", "image_statistics", "eda_report", "hdf_shards",
                 "streaming_shards", "region_features")
-MODEL_KEYS = ("trained_model", "attribution_report")
+MODEL_KEYS = ("trained_model", "model_evaluation", "attribution_report")
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +111,17 @@ def test_model_outputs(demo):
     assert meta["config_hash"].value == record["config_hash"]
     assert meta["plot_loss"].value.startswith("loss")
     assert meta["random_seed"].value == 0
+
+
+def test_model_evaluation(demo):
+    instance, result, _ = demo
+    record = result.summary
+    meta = instance.get_latest_materialization_event(
+        AssetKey("model_evaluation")).asset_materialization.metadata
+    # The evaluation of the recorded checkpoint repeats the test metrics of the training run.
+    assert meta["test_accuracy"].value == pytest.approx(record["test_metrics"]["test_accuracy"])
+    assert meta["num_samples"].value == 80
+    assert meta["confusion_matrix"].value.startswith("Confusion matrix")
+    assert "data:image/png;base64," in meta["confusion_matrix"].value
+    confusion = pd.read_csv(meta["confusion_matrix_csv"].value, index_col=0)
+    assert confusion.to_numpy().sum() == 80 and len(confusion) == 4

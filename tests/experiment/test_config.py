@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -84,3 +86,109 @@ def test_recipe_gets_its_dataset_from_outside(tmp_path):
 def test_demo_recipe_is_valid():
     config = load_config("recipes/demo.yaml", dataset_name="synthetic")
     assert config.task == "classification" and config.random_seed == 0
+
+
+SEG = BASE | {"task": "segmentation", "dataset_name": "synthetic_segmentation",
+              "model": {"name": "small_unet"}}
+
+
+def test_full_config_round_trips_and_hashes_stably(tmp_path):
+    data = BASE | {
+        "data": {"source": "hdf", "batch_size": 16, "num_workers": 2,
+                 "split": {"val_split": 0.15, "test_split": 0.2, "random_seed": 7},
+                 "transforms": ["hflip", "rot90"],
+                 "mixing": {"mixup_alpha": 0.2, "cutmix_alpha": 1.0, "switch_prob": 0.3}},
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.8, "weight_decay": 1e-4},
+        "scheduler": {"name": "cosine", "warmup_epochs": 2, "warmup": "cosine"},
+        "trainer": {"max_epochs": 12, "devices": 2, "precision": "bf16-mixed",
+                    "accumulate_grad_batches": 2, "gradient_clip_val": 1.0},
+        "swa": {"enabled": True, "start_epoch": 8, "lr": 0.01},
+        "checkpoint": {"monitor": "val_f1", "mode": "max", "save_top_k": 2},
+        "metrics": ["accuracy", "f1", "cohen_kappa"]}
+    config = parse_config(data)
+    path = tmp_path / "full.yaml"
+    path.write_text(dump_config(config))
+    again = load_config(path)
+    assert again == config and again.config_hash() == config.config_hash()
+    assert again.data.mixing.enabled and again.data.split.random_seed == 7
+
+
+def test_workflow_picks_the_model_role_and_drops_label_metrics():
+    gan = parse_config(BASE | {"workflow": "gan", "model": {"name": "small_gan"}})
+    assert gan.model_role == "gan" and gan.metrics == ()
+    assert parse_config(BASE).metrics == ("accuracy",)
+    with pytest.raises(ConfigError, match="serves \\('gan',\\), not 'classification'"):
+        parse_config(BASE | {"model": {"name": "small_gan"}})
+    with pytest.raises(ConfigError, match="metrics: \\['accuracy'\\] need labels"):
+        parse_config(BASE | {"workflow": "moco", "model": {"name": "small_moco"},
+                             "metrics": ["accuracy"]})
+    with pytest.raises(ConfigError, match="workflow: Input should be"):
+        parse_config(BASE | {"workflow": "diffusion"})
+
+
+def test_metric_names_and_monitor_are_checked():
+    with pytest.raises(ConfigError, match="metrics: unknown \\['acc'\\]; valid: accuracy, f1"):
+        parse_config(BASE | {"metrics": ["acc"]})
+    with pytest.raises(ConfigError, match="checkpoint.monitor: 'val_f1' is not logged"):
+        parse_config(BASE | {"checkpoint": {"monitor": "val_f1"}})
+    assert parse_config(BASE | {"metrics": ["f1"], "checkpoint": {"monitor": "val_f1",
+                                                                   "mode": "max"}})
+
+
+def test_mixing_is_checked_against_task_and_workflow():
+    with pytest.raises(ConfigError, match="mixup_alpha: MixUp would blend masks"):
+        parse_config(SEG | {"data": {"mixing": {"mixup_alpha": 0.2}}})
+    assert parse_config(SEG | {"data": {"mixing": {"cutmix_alpha": 1.0}}}).data.mixing.enabled
+    with pytest.raises(ConfigError, match="mix labels, which the vae workflow"):
+        parse_config(BASE | {"workflow": "vae", "model": {"name": "small_vae"},
+                             "data": {"mixing": {"cutmix_alpha": 1.0}}})
+    with pytest.raises(ConfigError, match="data.transforms.0: Input should be"):
+        parse_config(BASE | {"data": {"transforms": ["shear"]}})
+
+
+def test_trainer_and_swa_settings_are_checked():
+    with pytest.raises(ConfigError, match="16-mixed needs a GPU; on CPU use bf16-mixed"):
+        parse_config(BASE | {"trainer": {"accelerator": "cpu", "precision": "16-mixed"}})
+    assert parse_config(BASE | {"trainer": {"accelerator": "gpu", "precision": "16-mixed"}})
+    with pytest.raises(ConfigError, match="gan workflow steps its two optimizers"):
+        parse_config(BASE | {"workflow": "gan", "model": {"name": "small_gan"},
+                             "trainer": {"gradient_clip_val": 1.0}})
+    with pytest.raises(ConfigError, match="swa.start_epoch: 10 is not before"):
+        parse_config(BASE | {"swa": {"enabled": True, "start_epoch": 10}})
+    with pytest.raises(ConfigError, match="swa: averaging needs a single optimizer"):
+        parse_config(BASE | {"workflow": "gan", "model": {"name": "small_gan"},
+                             "swa": {"enabled": True}})
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        parse_config(SEG | {"metrics": ["acc"], "data": {"mixing": {"mixup_alpha": 0.2}}})
+    lines = str(err.value).splitlines()
+    assert lines[0] == "Invalid ExperimentConfig in config:"
+    assert any(line.startswith("  metrics: unknown") for line in lines)
+    assert any(line.startswith("  data.mixing.mixup_alpha:") for line in lines)
+
+
+def test_an_experiment_file_without_dataset_points_to_recipes(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in BASE.items() if k != "dataset_name"}))
+    with pytest.raises(ConfigError, match="it is a recipe; name the dataset"):
+        load_config(path)
+
+
+def test_metric_names_match_torchmetrics():
+    import torchmetrics
+
+    from geovision.experiment.config import METRICS
+    from geovision.experiment.metrics import make_metrics
+
+    collection = make_metrics(tuple(METRICS), 4, "classification")
+    assert set(collection.keys()) == set(METRICS)
+    for name, cls_name in METRICS.items():
+        assert isinstance(collection[name], getattr(torchmetrics.classification, cls_name))
+
+
+@pytest.mark.parametrize("path", sorted(Path("recipes").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_recipe_is_valid(path):
+    assert load_recipe(path).random_seed == 0
+    assert load_config(path, dataset_name="synthetic").dataset_name == "synthetic"

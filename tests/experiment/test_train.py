@@ -36,20 +36,50 @@ def test_train_writes_a_complete_run_directory(synthetic_root, geovision_home):
     assert metrics["train_lr_epoch"].tolist()[0] == 0.0025
     assert metrics["train_lr_epoch"].tolist()[1] == 0.005
     assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
-    assert (run / "metrics.parquet").is_file()
-    assert list(run.glob("t_train_*.log"))
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "metrics.parquet"), metrics)
+    assert [p.name for p in run.glob("t_train_*.log")] == [f"t_train_{run.name}.log"]
     assert result.best_checkpoint.is_file() and result.last_checkpoint.is_file()
+    assert result.checkpoint == result.best_checkpoint
     assert result.test_metrics["test_accuracy"] > result.chance_accuracy + 0.2
+    assert set(result.test_metrics) == {"test_loss", "test_accuracy", "test_f1"}
+    assert yaml.safe_load((run / "status.yaml").read_text())["state"] == "finished"
+    assert yaml.safe_load((run / "fit.yaml").read_text())["world_size"] == 1
+    evaluation = yaml.safe_load((run / "evaluation" / "test_metrics.yaml").read_text())
+    assert evaluation["num_samples"] == 80 and evaluation["metrics"] == result.test_metrics
+    confusion = pd.read_csv(run / "evaluation" / "test_confusion_matrix.csv", index_col=0)
+    assert list(confusion.index) == ["building", "road", "water", "vegetation"]
+    assert confusion.to_numpy().sum() == 80
+    assert confusion.to_numpy().trace() / 80 == pytest.approx(
+        result.test_metrics["test_accuracy"])
+    assert sorted(p.name for p in result.plots) == [
+        "accuracy.png", "f1.png", "learning_rate.png", "loss.png", "test_confusion_matrix.png"]
+    assert pd.read_parquet(run / "dataset_index.parquet")["split"].value_counts()["test"] == 80
     module = load_module(result.best_checkpoint)
     assert not module.training
 
 
 def test_same_seed_gives_identical_metrics(synthetic_root, geovision_home):
-    cfg = config(trainer={"max_epochs": 1, "accelerator": "cpu"})
+    cfg = config(trainer={"max_epochs": 2, "accelerator": "cpu"},
+                 data={"batch_size": 64, "transforms": ["hflip", "vflip", "rot90"],
+                       "mixing": {"mixup_alpha": 0.4, "cutmix_alpha": 1.0}})
     first = train(cfg, home=geovision_home, root=synthetic_root, progress=False)
     second = train(cfg, home=geovision_home, root=synthetic_root, progress=False)
     assert first.run_dir != second.run_dir
     pd.testing.assert_frame_equal(pd.read_csv(first.metrics_csv), pd.read_csv(second.metrics_csv))
+    assert first.test_metrics == second.test_metrics
+    other = train(config(random_seed=1, trainer={"max_epochs": 2, "accelerator": "cpu"},
+                         data=cfg.data.model_dump()),
+                  home=geovision_home, root=synthetic_root, progress=False)
+    assert not pd.read_csv(other.metrics_csv).equals(pd.read_csv(first.metrics_csv))
+
+
+def test_config_split_settings_give_their_own_split(synthetic_root, geovision_home):
+    cfg = config(trainer={"max_epochs": 1, "accelerator": "cpu"},
+                 data={"batch_size": 64, "split": {"val_split": 0.2, "test_split": 0.3}})
+    result = train(cfg, home=geovision_home, root=synthetic_root, progress=False)
+    counts = pd.read_parquet(result.run_dir / "dataset_index.parquet")["split"].value_counts()
+    assert counts.to_dict() == {"train": 201, "test": 119, "val": 80}  # stratified rounding
+    assert result.evaluation.num_samples == 119
 
 
 @pytest.mark.parametrize("source", ["hdf", "streaming"])
