@@ -52,7 +52,7 @@ def list_table(run_dirs: list[Path]) -> pd.DataFrame:
 
 
 def higher_is_better(metric: str) -> bool:
-    return "loss" not in metric and "gap" not in metric
+    return "loss" not in metric
 
 
 @dataclass

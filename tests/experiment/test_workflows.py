@@ -81,10 +81,14 @@ def test_segmentation_with_cutmix_and_flips_learns(synthetic_root, geovision_hom
         "model": {"name": "small_unet", "kwargs": {"width": 8}},
         "data": {"batch_size": 32, "transforms": ["hflip", "vflip", "rot90"],
                  "mixing": {"cutmix_alpha": 1.0, "prob": 0.5}},
-        "optimizer": {"lr": 0.01}, "trainer": {"max_epochs": 3, "accelerator": "cpu"},
+        "optimizer": {"lr": 0.01},
+        "trainer": {"max_epochs": 3, "accelerator": "cpu", "accumulate_grad_batches": 2,
+                    "gradient_clip_val": 1.0},
         "metrics": ["accuracy", "jaccard"]})
     result = train(config, home=geovision_home, root=seg_root, progress=False)
     metrics = pd.read_csv(result.metrics_csv)
+    # 9 batches per epoch, gradients accumulated over 2: 5 optimizer steps per epoch.
+    assert metrics["step"].tolist() == [5, 10, 15]
     assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
     assert metrics["val_loss"].iloc[-1] < metrics["val_loss"].iloc[0]
     confusion = result.evaluation.confusion
