@@ -7,13 +7,15 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Reproducible geospatial deep learning.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
-datasets_app = typer.Typer(help="Registered datasets.", no_args_is_help=True)
+# Help texts are plain text: "project/name[/timestamp]" must not be read as rich markup.
+PLAIN = {"no_args_is_help": True, "rich_markup_mode": None}
+app = typer.Typer(help="Reproducible geospatial deep learning.", add_completion=False,
+                  pretty_exceptions_enable=False, **PLAIN)
+datasets_app = typer.Typer(help="Registered datasets.", **PLAIN)
 app.add_typer(datasets_app, name="datasets")
-features_app = typer.Typer(help="Vision-language region features.", no_args_is_help=True)
+features_app = typer.Typer(help="Vision-language region features.", **PLAIN)
 app.add_typer(features_app, name="features")
-runs_app = typer.Typer(help="Training runs under the artifact root.", no_args_is_help=True)
+runs_app = typer.Typer(help="Training runs under the artifact root.", **PLAIN)
 app.add_typer(runs_app, name="runs")
 
 class Precision(StrEnum):

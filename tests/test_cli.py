@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from geovision.cli import app
@@ -18,6 +19,24 @@ def test_help_lists_commands():
     assert result.exit_code == 0
     for command in ("train", "datasets"):
         assert command in result.output
+
+
+def _command_paths(group, prefix=()):
+    import typer.main
+
+    click_group = typer.main.get_command(group) if prefix == () else group
+    for name, command in click_group.commands.items():
+        path = (*prefix, name)
+        yield path
+        if hasattr(command, "commands"):
+            yield from _command_paths(command, path)
+
+
+@pytest.mark.parametrize("path", sorted(_command_paths(app)), ids=" ".join)
+def test_every_command_prints_its_help(path):
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
 
 
 def test_datasets_list():
