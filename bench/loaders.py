@@ -1,7 +1,7 @@
 """DataLoader throughput from HDF5 and MDS shards, against the image files and memory.
 
 1,024 synthetic scenes of 4 x 256 x 256 uint8 are generated into a temporary folder, written as
-one HDF5 file (LZF) and one MDS folder, and read with batch 64, shuffled:
+one HDF5 file (uncompressed, the default) and one MDS folder, and read with batch 64, shuffled:
 
 - files: the map-style dataset (one GeoTIFF decoded per sample), the baseline;
 - hdf / mds: the shard readers through `batch_loader` (one read and one transform per batch);
@@ -75,7 +75,7 @@ def main() -> None:
         files = DATASET(root, split="all")
         hdf = DATASET.write_to_hdf(root, tmp / "hdf", df=files.df, splits=("all",))["all"]
         mds = DATASET.write_to_streaming(root, tmp / "mds", df=files.df, splits=("all",))["all"]
-        print(f"{NUM_IMAGES} images of {len(DATASET.BANDS)}x{SIZE}x{SIZE} uint8; HDF5 (LZF) "
+        print(f"{NUM_IMAGES} images of {len(DATASET.BANDS)}x{SIZE}x{SIZE} uint8; HDF5 "
               f"{hdf.num_bytes / 2**20:.0f} MiB, MDS {mds.num_bytes / 2**20:.0f} MiB; "
               f"batch {BATCH}, shuffled", flush=True)
         contenders = {

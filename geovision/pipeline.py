@@ -131,7 +131,7 @@ def shards_dir(name: str, kind: str, home: Path | None = None) -> Path:
     return artifacts_root("shards", home) / name / kind
 
 
-def hdf_shards(name: str, home: Path | None = None, *, compression: str | None = "lzf",
+def hdf_shards(name: str, home: Path | None = None, *, compression: str | None = None,
                progress: bool = True) -> ShardsArtifact:
     """One HDF5 file per split, then a sample of records read back and compared."""
     from geovision.data.shards.hdf import HdfDataset

@@ -38,7 +38,7 @@ def _result(check_name: str, shards) -> MaterializeResult:
        group_name="shards", kinds={"hdf5"},
        check_specs=[AssetCheckSpec("hdf_reads_back_equal", asset="hdf_shards")])
 def hdf_shards(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
-    """One HDF5 file per split (LZF, one chunk per image), read back and compared."""
+    """One HDF5 file per split (uncompressed, one chunk per image), read back and compared."""
     from geovision.pipeline import hdf_shards as write
 
     return _result("hdf_reads_back_equal", write(context.partition_key, home.root()))

@@ -56,9 +56,14 @@ def assert_same_batches(reader, dataset, num_workers: int) -> None:
 
 
 def open_reader(kind: str, dataset, tmp_path: Path, streaming_readers):
-    if kind == "hdf":
-        result = write_hdf(dataset, tmp_path / "train.h5", progress=False)
-        return HdfDataset(result.path, dataset.sample_transform)
+    if kind.startswith("hdf"):
+        compression = "lzf" if kind == "hdf_lzf" else None
+        result = write_hdf(dataset, tmp_path / "train.h5", compression=compression,
+                           progress=False)
+        reader = HdfDataset(result.path, dataset.sample_transform)
+        direct = reader._open()[0].offsets is not None
+        assert direct == (compression is None)  # raw rows are read straight from the file
+        return reader
     result = write_streaming(dataset, tmp_path / "train", compression="zstd", size_limit=40_000,
                              progress=False)
     return streaming_readers(str(result.path), dataset.sample_transform,
@@ -66,7 +71,7 @@ def open_reader(kind: str, dataset, tmp_path: Path, streaming_readers):
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-@pytest.mark.parametrize("kind", ["hdf", "streaming"])
+@pytest.mark.parametrize("kind", ["hdf", "hdf_lzf", "streaming"])
 @pytest.mark.parametrize("dataset_cls", DATASETS, ids=lambda c: c.NAME)
 def test_readers_equal_the_map_style_dataset(dataset_cls, kind: str, num_workers: int,
                                              small_root: Path, tmp_path: Path,
@@ -86,9 +91,9 @@ def test_readers_equal_the_map_style_dataset(dataset_cls, kind: str, num_workers
 
 def test_hdf_layout_attributes_and_determinism(small_root: Path, tmp_path: Path) -> None:
     dataset = SyntheticSegmentation(small_root, split="val")
-    first = write_hdf(dataset, tmp_path / "a.h5", progress=False)
-    again = write_hdf(dataset, tmp_path / "b.h5", progress=False)
-    plain = write_hdf(dataset, tmp_path / "c.h5", compression=None, progress=False)
+    first = write_hdf(dataset, tmp_path / "a.h5", compression="lzf", progress=False)
+    again = write_hdf(dataset, tmp_path / "b.h5", compression="lzf", progress=False)
+    plain = write_hdf(dataset, tmp_path / "c.h5", progress=False)
     assert first.count == len(dataset) and first.sha256 == again.sha256
     assert first.num_bytes == (tmp_path / "a.h5").stat().st_size
     with h5py.File(first.path) as f:

@@ -2,8 +2,9 @@
 
 A DataLoader normally fetches samples one by one (or as a list) and stacks them; for shards the
 stacking copy costs as much as the read. Here the sampler yields a list of indices, the reader
-reads them at once, and the default image transform runs once on the (B, C, H, W) array. The
-batches are the same tensors the per-sample path gives, in the same order for the same seed.
+reads them at once (in file order), and the default image transform writes each image straight
+into its slot of the batch tensor. The batches are the same tensors the per-sample path gives,
+in the same order for the same seed.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ class BatchReader(Protocol):
 
     def __len__(self) -> int: ...
 
-    def read_raw_batch(self, indices: Sequence[int]) -> tuple[np.ndarray, list, list[int]]: ...
+    def read_raw_batch(self, indices: Sequence[int]) -> tuple[Sequence[np.ndarray], list,
+                                                              list[int]]: ...
 
 
-def collate_stored(sample_transform: Any, images: np.ndarray, targets: list,
+def collate_stored(sample_transform: Any, images: Sequence[np.ndarray], targets: list,
                    df_idx: list[int]) -> tuple[Any, Any, torch.Tensor]:
     """(images, targets, df_idx) batch tensors, equal to collating the transformed samples."""
     fast = (isinstance(sample_transform, SampleTransform)

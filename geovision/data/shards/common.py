@@ -94,7 +94,7 @@ def check_index(index: int, length: int) -> int:
     return index % length
 
 
-def transform_batch(sample_transform: Callable | None, images: np.ndarray,
+def transform_batch(sample_transform: Callable | None, images: Sequence[np.ndarray],
                     targets: Sequence[Any], df_idx: Sequence[int]) -> list[tuple[Any, Any, int]]:
     """The map-style dataset's tuples for a batch of stored samples.
 

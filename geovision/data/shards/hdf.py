@@ -1,9 +1,12 @@
 """One HDF5 file per split: one chunk per image, optional LZF, read back lazily per worker.
 
 Layout: `image` (N, C, H, W) in the stored dtype, `label` (N,) int64, `mask` (N, H, W) or
-`multi_hot` (N, K),
-`df_idx` (N,) int64, and the dataset's facts as file attributes. LZF decompresses several
-times faster than gzip, which matters more than size when a DataLoader reads every epoch.
+`multi_hot` (N, K), `df_idx` (N,) int64, and the dataset's facts as file attributes.
+
+Uncompressed is the default: a row stored in its own unfiltered chunk is read with one
+pread from the file at the chunk's address (an ordinary HDF5 file; h5py's own per-read
+overhead is several times the copy). LZF, optional, saves disk space on compressible
+imagery and is read through h5py; it decompresses several times faster than gzip.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from geovision.io.atomic import atomic_file
 COMPRESSIONS = ("lzf", None)
 
 
-def write_hdf(dataset: GeoDataset, path: str | os.PathLike, *, compression: str | None = "lzf",
+def write_hdf(dataset: GeoDataset, path: str | os.PathLike, *, compression: str | None = None,
               progress: bool = True) -> ShardWriteResult:
     """Write every sample of `dataset` (one split) to the HDF5 file `path`, atomically."""
     if compression not in COMPRESSIONS:
@@ -88,14 +91,17 @@ class HdfDataset(Dataset):
         self._handles: tuple[Any, ...] | None = None
         self._pid: int | None = None
 
-    def _open(self) -> tuple[Any, Any, np.ndarray, np.ndarray | None]:
+    def _open(self) -> tuple[_RowReader, _RowReader | None, np.ndarray, np.ndarray | None]:
         if self._handles is None or self._pid != os.getpid():
             f = h5py.File(self.path, "r")
+            raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - held with the h5py handle
             labels = f["label"][:] if self._target_name == "label" else None
-            masks = f[self._target_name] if self._target_name != "label" else None
-            self._handles = (f, f["image"], masks, f["df_idx"][:], labels)
+            masks = (_RowReader(f[self._target_name], raw.fileno())
+                     if self._target_name != "label" else None)
+            self._handles = (f, raw, _RowReader(f["image"], raw.fileno()), masks,
+                             f["df_idx"][:], labels)
             self._pid = os.getpid()
-        _, images, masks, df_idx, labels = self._handles
+        _, _, images, masks, df_idx, labels = self._handles
         return images, masks, df_idx, labels
 
     def __getstate__(self) -> dict[str, Any]:
@@ -110,31 +116,66 @@ class HdfDataset(Dataset):
         """The stored sample: (image array, label int or mask array, df_idx)."""
         index = check_index(index, self._length)
         images, masks, df_idx, labels = self._open()
-        target = int(labels[index]) if masks is None else masks[index]
-        return images[index], target, int(df_idx[index])
+        target = int(labels[index]) if masks is None else masks.read(index)
+        return images.read(index), target, int(df_idx[index])
 
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         return self.__getitems__([index])[0]
 
-    def read_raw_batch(self, indices: Sequence[int]) -> tuple[np.ndarray, list, list[int]]:
-        """The stored samples at `indices`: (images (B, C, H, W), targets, df_idx)."""
+    def read_raw_batch(self, indices: Sequence[int]) -> tuple[list[np.ndarray], list, list[int]]:
+        """The stored samples at `indices`: (images, targets, df_idx), each image a (C, H, W)
+        array (a list, not stacked: the batch transform writes each into its slot)."""
         positions = [check_index(int(i), self._length) for i in indices]
         images, masks, df_idx, labels = self._open()
-        batch = _read_rows(images, positions)
+        batch = images.read_rows(positions)
         if masks is None:
             targets = [int(labels[p]) for p in positions]
         else:
-            targets = list(_read_rows(masks, positions))
+            targets = masks.read_rows(positions)
         return batch, targets, [int(df_idx[p]) for p in positions]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any, int]]:
         return transform_batch(self.sample_transform, *self.read_raw_batch(indices))
 
 
-def _read_rows(data: h5py.Dataset, positions: Sequence[int]) -> np.ndarray:
-    """`data[positions]`, one chunk read at a time in file order into one array: h5py's fancy
-    indexing takes a second for 64 rows, single-row reads a few milliseconds."""
-    out = np.empty((len(positions), *data.shape[1:]), dtype=data.dtype)
-    for k in np.argsort(positions, kind="stable"):
-        data.read_direct(out, np.s_[positions[k]], np.s_[k])
-    return out
+class _RowReader:
+    """Reads rows of one (N, ...) dataset of an open file: straight from the file with one
+    pread per row where each row is stored raw at a known address (uncompressed, one chunk
+    per row, native byte order), else through h5py."""
+
+    def __init__(self, data: h5py.Dataset, fd: int) -> None:
+        self.data, self.fd = data, fd
+        self.row_shape, self.dtype = data.shape[1:], data.dtype
+        self.offsets = _row_addresses(data)
+
+    def read(self, position: int) -> np.ndarray:
+        if self.offsets is None:
+            return self.data[position]
+        row = np.empty(self.row_shape, self.dtype)
+        if os.preadv(self.fd, [row], int(self.offsets[position])) != row.nbytes:
+            raise OSError(f"{self.data.file.filename}: row {position} of {self.data.name} "
+                          "ends early; the file is truncated. Write the shards again.")
+        return row
+
+    def read_rows(self, positions: Sequence[int]) -> list[np.ndarray]:
+        """Rows at `positions`, read in file order."""
+        rows: list[Any] = [None] * len(positions)
+        for k in np.argsort(positions, kind="stable"):
+            rows[k] = self.read(positions[k])
+        return rows
+
+
+def _row_addresses(data: h5py.Dataset) -> np.ndarray | None:
+    """File address of each row when every row is one raw chunk; None otherwise."""
+    unfiltered = data.id.get_create_plist().get_nfilters() == 0
+    one_chunk_per_row = data.chunks == (1, *data.shape[1:])
+    if not (unfiltered and one_chunk_per_row and data.dtype.isnative
+            and data.file.userblock_size == 0 and data.shape[0] > 0):
+        return None
+    addresses = np.full(data.shape[0], -1, dtype=np.int64)
+
+    def record(chunk: Any) -> None:
+        addresses[chunk.chunk_offset[0]] = chunk.byte_offset
+
+    data.id.chunk_iter(record)
+    return addresses if (addresses >= 0).all() else None

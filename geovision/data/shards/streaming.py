@@ -162,15 +162,36 @@ class StreamingGeoDataset(Dataset):
         self.streaming = StreamingDataset(local=local, remote=remote, **streaming_kwargs)
         columns = self.streaming.shards[0].column_names
         self._target_name = next(name for name in TARGET_NAMES.values() if name in columns)
+        self._views_only = all(encoding == "int64" or encoding.startswith("ndarray:")
+                               for shard in self.streaming.shards
+                               for encoding in shard.column_encodings)
 
     def __len__(self) -> int:
         return self.streaming.num_samples
 
     def _record(self, index: int) -> tuple[np.ndarray, Any, int]:
-        sample = self.streaming.get_item(check_index(index, len(self)))
+        index = check_index(index, len(self))
+        sample = self._local_sample(index) if self._views_only else None
+        if sample is None:
+            sample = self.streaming.get_item(index)
         name = self._target_name
         target = int(sample["label"]) if name == "label" else sample[name]
         return sample["image"], target, int(sample["df_idx"])
+
+    def _local_sample(self, index: int) -> dict[str, Any] | None:
+        """The sample decoded as views of its bytes, or None while its shard is not in the
+        local folder (remote, compressed or evicted: `get_item` then fetches it).
+
+        Streaming's decoder copies every column out of the sample's bytes before wrapping it
+        as an array, a copy the size of the image; numpy and int64 columns decode from a
+        memoryview of them just the same, without it."""
+        shard_id, shard_index = self.streaming.spanner[index]
+        shard = self.streaming.shards[shard_id]
+        try:
+            data = shard.get_sample_data(shard_index)
+        except FileNotFoundError:
+            return None
+        return shard.decode_sample(memoryview(data))
 
     def read_raw(self, index: int) -> tuple[np.ndarray, Any, int]:
         """The stored sample: (image array, label int or mask array, df_idx)."""
@@ -181,10 +202,12 @@ class StreamingGeoDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         return self.__getitems__([index])[0]
 
-    def read_raw_batch(self, indices: Sequence[int]) -> tuple[np.ndarray, list, list[int]]:
-        """The stored samples at `indices`: (images (B, C, H, W), targets, df_idx)."""
+    def read_raw_batch(self, indices: Sequence[int]) -> tuple[list[np.ndarray], list, list[int]]:
+        """The stored samples at `indices`: (images, targets, df_idx), each image a (C, H, W)
+        array (read-only views of the decoded records; a list, not stacked: the batch
+        transform writes each into its slot)."""
         records = [self._record(int(i)) for i in indices]
-        images = np.stack([image for image, _, _ in records])
+        images = [image for image, _, _ in records]
         targets = [t if isinstance(t, int) else np.array(t) for _, t, _ in records]
         return images, targets, [i for _, _, i in records]
 
