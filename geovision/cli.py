@@ -91,7 +91,7 @@ def test_command(
     for key, value in evaluation.metrics.items():
         typer.echo(f"{key}: {value:.4f}")
     if evaluation.confusion is not None:
-        typer.echo("confusion matrix (rows: true class, columns: predicted):")
+        typer.echo(f"{evaluation.confusion_caption}:")
         typer.echo(evaluation.confusion.to_string())
         typer.echo(f"saved: {evaluation.confusion_csv} and {evaluation.confusion_png}")
 

@@ -1,9 +1,11 @@
-"""MixUp and CutMix as batch transforms, for classification and segmentation.
+"""MixUp and CutMix as batch transforms, for classification, multi-label and segmentation.
 
 Classification targets become soft labels (one row per sample summing to 1): MixUp blends two
 images and their labels by the same weight; CutMix pastes a box from another image and weights
-the labels by the share of pixels each image keeps. Segmentation uses CutMix only: the mask is
-cut with the same box, so every pixel keeps exactly one class (or none where it was ignored).
+the labels by the share of pixels each image keeps. Multi-hot targets are mixed the same way
+(each label's weight becomes the share of the mix that carries it). Segmentation uses CutMix
+only: the mask is cut with the same box, so every pixel keeps exactly one class (or none where
+it was ignored).
 
 All random choices come from the mixer's own seeded generator, so a batch is mixed the same way
 for the same seed on every device, and the generator's state can be checkpointed.
@@ -59,15 +61,17 @@ class BatchMixer:
     """Mixes training batches as the config's `data.mixing` says.
 
     Classification: `(images, labels (B,))` -> `(images, soft labels (B, K))`, soft even when a
-    batch is left unmixed, so the loss always sees one kind of target. Segmentation:
-    `(images, one-hot masks (B, K, H, W))` -> the same shapes.
+    batch is left unmixed, so the loss always sees one kind of target. Multilabel:
+    `(images, multi-hot (B, K))` -> the same shapes, with label weights in [0, 1].
+    Segmentation: `(images, one-hot masks (B, K, H, W))` -> the same shapes.
     """
 
     def __init__(self, task: str, num_classes: int, *, mixup_alpha: float = 0.0,
                  cutmix_alpha: float = 0.0, prob: float = 1.0, switch_prob: float = 0.5,
                  seed: int = 0) -> None:
-        if task not in ("classification", "segmentation"):
-            raise ValueError(f"Mixing serves classification and segmentation, not {task!r}.")
+        if task not in ("classification", "multilabel", "segmentation"):
+            raise ValueError("Mixing serves classification, multilabel and segmentation, not "
+                             f"{task!r}.")
         if task == "segmentation" and mixup_alpha > 0:
             raise ValueError("MixUp would blend masks into non-one-hot pixels; for segmentation "
                              "use cutmix_alpha only.")

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 DATASETS: dict[str, str] = {
     "synthetic": "geovision.data.datasets.synthetic:SyntheticClassification",
     "synthetic_segmentation": "geovision.data.datasets.synthetic:SyntheticSegmentation",
+    "synthetic_multilabel": "geovision.data.datasets.synthetic:SyntheticMultilabel",
     "imagenette": "geovision.data.datasets.imagenette:Imagenette",
     "imagenette_320": "geovision.data.datasets.imagenette:Imagenette320",
     "imagenette_160": "geovision.data.datasets.imagenette:Imagenette160",

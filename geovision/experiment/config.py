@@ -3,7 +3,8 @@
 A *recipe* is the same config without `dataset_name`; the Dagster `recipe` partition (or the
 CLI) supplies the dataset.
 
-`task` is the dataset's task (classification or segmentation) and must match it. `workflow`
+`task` is the dataset's task (classification, segmentation or multilabel) and must match it.
+`workflow`
 says what is learned from that data: `supervised` (the default) trains on the labels;
 `gan`, `vae` and `moco` pretrain on the images alone, ignoring the labels, with a model
 registered for that workflow.
@@ -24,19 +25,21 @@ from geovision.data.registry import DATASETS, get_dataset
 from geovision.models.registry import check_model
 
 WORKFLOWS = ("supervised", "gan", "vae", "moco")
-# Config name -> torchmetrics.classification class (multiclass; see experiment.metrics).
+# Config name -> torchmetrics.classification class name without its task prefix
+# (Multiclass... for classification and segmentation, Multilabel... for multilabel).
 METRICS = {
-    "accuracy": "MulticlassAccuracy",
-    "f1": "MulticlassF1Score",
-    "jaccard": "MulticlassJaccardIndex",
-    "precision": "MulticlassPrecision",
-    "recall": "MulticlassRecall",
-    "specificity": "MulticlassSpecificity",
-    "auroc": "MulticlassAUROC",
-    "average_precision": "MulticlassAveragePrecision",
-    "cohen_kappa": "MulticlassCohenKappa",
-    "matthews_corrcoef": "MulticlassMatthewsCorrCoef",
+    "accuracy": "Accuracy",
+    "f1": "F1Score",
+    "jaccard": "JaccardIndex",
+    "precision": "Precision",
+    "recall": "Recall",
+    "specificity": "Specificity",
+    "auroc": "AUROC",
+    "average_precision": "AveragePrecision",
+    "cohen_kappa": "CohenKappa",
+    "matthews_corrcoef": "MatthewsCorrCoef",
 }
+NOT_MULTILABEL = ("cohen_kappa",)  # torchmetrics has no multi-label form of these
 TRANSFORMS = ("hflip", "vflip", "rot90")
 
 
@@ -141,7 +144,7 @@ class RecipeConfig(_Strict):
 
     project: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    task: Literal["classification", "segmentation"]
+    task: Literal["classification", "segmentation", "multilabel"]
     workflow: Literal["supervised", "gan", "vae", "moco"] = "supervised"
     random_seed: int
     model: ModelConfig
@@ -178,6 +181,11 @@ class RecipeConfig(_Strict):
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown:
             return f"metrics: unknown {unknown}; valid: {', '.join(METRICS)}"
+        single_label = [m for m in self.metrics if m in NOT_MULTILABEL]
+        if self.task == "multilabel" and single_label:
+            valid = [m for m in METRICS if m not in NOT_MULTILABEL]
+            return (f"metrics: {single_label} have no multi-label form; valid for multilabel: "
+                    f"{', '.join(valid)}")
         if self.metrics and self.workflow != "supervised":
             return (f"metrics: {list(self.metrics)} need labels, which the {self.workflow} "
                     "workflow does not use; remove them (its losses are logged anyway)")

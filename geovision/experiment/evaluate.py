@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from geovision.experiment.data import make_loader, split_datasets
 from geovision.experiment.fit import read_fit_result
-from geovision.experiment.metrics import confusion_matrix, make_metrics
+from geovision.experiment.metrics import confusion_matrix, confusion_table, make_metrics
 from geovision.experiment.modules import ExperimentModule
 from geovision.experiment.plots import CONFUSION_SUFFIX, plot_confusion_matrix
 from geovision.experiment.run import load_run
@@ -34,8 +34,9 @@ class Evaluation:
     metrics: dict[str, float]  # <split>_loss and <split>_<metric>
     num_samples: int
     checkpoint: Path
-    confusion: pd.DataFrame | None  # counts, rows true class, columns predicted
+    confusion: pd.DataFrame | None  # counts: rows true class, columns predicted (or outcome)
     metrics_path: Path
+    confusion_caption: str = "confusion matrix (rows: true class, columns: predicted)"
     confusion_csv: Path | None = None
     confusion_png: Path | None = None
 
@@ -68,8 +69,7 @@ def evaluate(module: ExperimentModule, loader: DataLoader, class_names: list[str
     table = None
     if metrics is not None:
         values |= {key: float(value) for key, value in metrics.compute().items()}
-        table = pd.DataFrame(confusion.compute().cpu().numpy(), index=class_names,
-                             columns=class_names)
+        table = confusion_table(confusion.compute(), class_names, module.config.task)
     return values, table, seen
 
 
@@ -102,7 +102,11 @@ def evaluate_run(run_dir: Path, *, checkpoint: Path | None = None, split: str = 
         evaluation.confusion_csv = out / f"{split}{CONFUSION_SUFFIX}"
         with atomic_file(evaluation.confusion_csv) as tmp:
             confusion.to_csv(tmp)
+        multilabel = inputs.config.task == "multilabel"
+        if multilabel:
+            evaluation.confusion_caption = "per-label outcomes at threshold 0.5 (rows: label)"
         evaluation.confusion_png = plot_confusion_matrix(
             confusion, run_dir / "plots" / f"{split}_confusion_matrix.png",
-            f"confusion matrix ({split} split)")
+            f"{'per-label outcomes' if multilabel else 'confusion matrix'} ({split} split)",
+            xlabel="outcome at threshold 0.5" if multilabel else "predicted")
     return evaluation

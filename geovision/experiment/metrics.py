@@ -2,44 +2,63 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 import torchmetrics
-from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassConfusionMatrix, MultilabelConfusionMatrix
 
 from geovision.experiment.config import METRICS
 
 IGNORE = -100
-# Accuracy over all samples (or pixels); the per-class scores averaged over classes.
-AVERAGE = {"accuracy": "micro", "cohen_kappa": None, "matthews_corrcoef": None}
+# Accuracy over all samples, pixels or label decisions; the per-class scores averaged over
+# classes; kappa and MCC are one score by definition.
+AVERAGE = {"accuracy": "micro"}
+AVERAGE_FREE = ("cohen_kappa", "matthews_corrcoef")
+LABEL_OUTCOMES = ("true_negative", "false_positive", "false_negative", "true_positive")
 # Curve metrics keep binned counts, so their memory stays fixed however many pixels are seen.
 THRESHOLDS = {"auroc": 200, "average_precision": 200}
 
 
 def make_metrics(names: tuple[str, ...], num_classes: int,
                  task: str) -> torchmetrics.MetricCollection:
-    """Multiclass metrics for `names` (keys of config.METRICS); segmentation ignores the
-    pixels that belong to no class."""
+    """Metrics for `names` (keys of config.METRICS): multiclass for classification and
+    segmentation (which ignores the pixels that belong to no class), multi-label (one score
+    per label at threshold 0.5, averaged over labels) for multilabel."""
     unknown = sorted(set(names) - set(METRICS))
     if unknown:
         raise ValueError(f"Unknown metrics {unknown}; valid: {sorted(METRICS)}.")
-    ignore = IGNORE if task == "segmentation" else None
+    multilabel = task == "multilabel"
     metrics = {}
     for name in names:
-        kwargs: dict = {"ignore_index": ignore}
-        average = AVERAGE.get(name, "macro")
-        if average is not None:
-            kwargs["average"] = average
+        kwargs: dict = {} if multilabel else {
+            "ignore_index": IGNORE if task == "segmentation" else None}
+        if name not in AVERAGE_FREE:
+            kwargs["average"] = AVERAGE.get(name, "macro")
         if name in THRESHOLDS:
             kwargs["thresholds"] = THRESHOLDS[name]
-        metric_cls = getattr(torchmetrics.classification, METRICS[name])
+        prefix = "Multilabel" if multilabel else "Multiclass"
+        metric_cls = getattr(torchmetrics.classification, prefix + METRICS[name])
         metrics[name] = metric_cls(num_classes, **kwargs)
     return torchmetrics.MetricCollection(metrics)
 
 
-def confusion_matrix(num_classes: int, task: str) -> MulticlassConfusionMatrix:
-    """Counts of (true class, predicted class); rows are the truth."""
+def confusion_matrix(num_classes: int, task: str) -> torchmetrics.Metric:
+    """Multiclass: counts of (true class, predicted class), rows the truth. Multilabel: per
+    label, counts of (true, predicted) in {0, 1} x {0, 1}."""
+    if task == "multilabel":
+        return MultilabelConfusionMatrix(num_classes)
     return MulticlassConfusionMatrix(num_classes,
                                      ignore_index=IGNORE if task == "segmentation" else None)
+
+
+def confusion_table(counts: torch.Tensor, class_names: list[str], task: str) -> pd.DataFrame:
+    """The computed confusion matrix as a table: classes x classes, or for multilabel one
+    row per label with its true/false negatives and positives."""
+    counts = counts.cpu().numpy()
+    if task == "multilabel":  # (K, 2, 2): [[tn, fp], [fn, tp]] per label
+        return pd.DataFrame(counts.reshape(len(class_names), 4), index=class_names,
+                            columns=list(LABEL_OUTCOMES))
+    return pd.DataFrame(counts, index=class_names, columns=class_names)
 
 
 def mask_to_index(one_hot: torch.Tensor) -> torch.Tensor:

@@ -92,8 +92,8 @@ class ExperimentModule(L.LightningModule):
 
 
 class SupervisedModule(ExperimentModule):
-    """Classification or segmentation with any registered model for the config's task, with
-    optional MixUp / CutMix on training batches (soft labels for classification)."""
+    """Classification, multilabel or segmentation with any registered model for the config's
+    task, with optional MixUp / CutMix on training batches (soft labels for classification)."""
 
     def __init__(self, config: dict[str, Any], in_channels: int, num_classes: int,
                  image_size: int | None = None) -> None:
@@ -112,14 +112,33 @@ class SupervisedModule(ExperimentModule):
         return self.model(x)
 
     def _targets(self, target: torch.Tensor) -> torch.Tensor:
+        """Stored targets as the loss takes them: class indices (IGNORE for pixels of no
+        class), or for multilabel the multi-hot float vectors."""
         return mask_to_index(target) if self.task == "segmentation" else target
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over classes (on indices, or on soft labels from mixing); for
+        multilabel, binary cross-entropy per label (on 0/1, or mixed label weights)."""
+        if self.task == "multilabel":
+            return F.binary_cross_entropy_with_logits(logits, target)
+        if target.is_floating_point():
+            return F.cross_entropy(logits, target)
+        return F.cross_entropy(logits, target, ignore_index=IGNORE)
+
+    def _metric_targets(self, target: torch.Tensor) -> torch.Tensor:
+        """What the metrics count as the truth: class indices, or 0/1 per label. Mixed
+        targets count their larger share (classification) or labels weighing at least a
+        half (multilabel)."""
+        if self.task == "multilabel":
+            return (target >= 0.5).int()
+        return target.argmax(dim=1) if target.is_floating_point() else target
 
     def evaluation_step(self, batch: tuple) -> EvalStep:
         image, target, _ = batch
         target = self._targets(target)
         logits = self(image)
-        loss = F.cross_entropy(logits, target, ignore_index=IGNORE)
-        return EvalStep(loss, image.shape[0], logits, target)
+        return EvalStep(self._loss(logits, target), image.shape[0], logits,
+                        self._metric_targets(target))
 
     def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
         image, target, _ = batch
@@ -128,14 +147,11 @@ class SupervisedModule(ExperimentModule):
         target = mask if segmentation else target
         if self.mixer is not None:
             image, target = self.mixer(image, target)
+        if segmentation:
+            target = self._targets(target)
         logits = self(image)
-        if target.ndim == 2:  # soft labels from mixing: train metrics count the larger share
-            loss = F.cross_entropy(logits, target)
-            hard = target.argmax(dim=1)
-        else:
-            hard = self._targets(target)
-            loss = F.cross_entropy(logits, hard, ignore_index=IGNORE)
-        self.train_metrics.update(logits.detach(), hard)
+        loss = self._loss(logits, target)
+        self.train_metrics.update(logits.detach(), self._metric_targets(target))
         self.log_loss("train", loss, image.shape[0])
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True,
                       batch_size=image.shape[0])
@@ -148,7 +164,11 @@ class SupervisedModule(ExperimentModule):
         return step
 
     def predict_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
-        return self(batch[0]).argmax(dim=1)
+        """Class indices, or for multilabel 0/1 per label (sigmoid at least a half)."""
+        logits = self(batch[0])
+        if self.task == "multilabel":
+            return (logits >= 0).int()
+        return logits.argmax(dim=1)
 
     def random_sources(self) -> dict[str, Any]:
         sources = super().random_sources()

@@ -53,26 +53,28 @@ def plot_learning_rate(metrics: pd.DataFrame, path: Path) -> Path | None:
     return save_figure(fig, Path(path))
 
 
-def plot_confusion_matrix(confusion: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """Rows are the true classes, columns the predicted ones; colours are the share of each
-    true class (so rare classes show as clearly as common ones), cells show the counts."""
+def plot_confusion_matrix(confusion: pd.DataFrame, path: Path, title: str = "",
+                          xlabel: str = "predicted") -> Path:
+    """Rows are the true classes, columns the predicted ones (or, for multi-label, each
+    label's outcomes); colours are the share of each row (so rare classes show as clearly as
+    common ones), cells show the counts."""
     counts = confusion.to_numpy()
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float),
                        where=totals > 0)
-    k = len(confusion)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 0.8 + 0.6 * k))
+    rows, columns = counts.shape
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * max(columns, 4), 0.8 + 0.6 * rows))
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), confusion.columns, rotation=45, ha="right")
-    ax.set_yticks(range(k), confusion.index)
-    ax.set_xlabel("predicted")
+    ax.set_xticks(range(columns), confusion.columns, rotation=45, ha="right")
+    ax.set_yticks(range(rows), confusion.index)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("true")
-    if k <= 20:
-        for i in range(k):
-            for j in range(k):
+    if rows <= 20 and columns <= 20:
+        for i in range(rows):
+            for j in range(columns):
                 ax.text(j, i, f"{counts[i, j]:g}", ha="center", va="center", fontsize=8,
                         color="white" if shares[i, j] > 0.5 else "black")
-    fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the row")
     ax.set_title(title or "confusion matrix")
     return save_figure(fig, Path(path))
 

@@ -1,8 +1,9 @@
 """Model registry: names usable in experiment configs, with the role each one serves.
 
-A role is a supervised task ("classification", "segmentation") or a self-supervised workflow
-("gan", "vae", "moco"). The data supplies `in_channels`, `num_classes` and `image_size`; every
-other constructor argument may be set from the config's `model.kwargs`.
+A role is a supervised task ("classification", "segmentation", "multilabel") or a
+self-supervised workflow ("gan", "vae", "moco"). The data supplies `in_channels`,
+`num_classes` and `image_size`; every other constructor argument may be set from the config's
+`model.kwargs`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "small_cnn": ModelSpec(SmallCNN, ("classification",)),
+    # One logit per class serves both: softmax over classes, or a sigmoid per label.
+    "small_cnn": ModelSpec(SmallCNN, ("classification", "multilabel")),
     "small_unet": ModelSpec(SmallUNet, ("segmentation",)),
     "small_gan": ModelSpec(SmallGAN, ("gan",)),
     "small_vae": ModelSpec(SmallVAE, ("vae",)),

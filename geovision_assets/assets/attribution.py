@@ -26,6 +26,7 @@ def attribution_report(context: AssetExecutionContext, home: GeovisionHome) -> M
             "df_idx": MetadataValue.json(report.df_idx),
             "predicted": MetadataValue.json(report.predicted),
             "actual": MetadataValue.json(report.actual),
+            "explained": MetadataValue.json(report.explained),
             "band_importance": MetadataValue.json(report.band_importance),
             "max_convergence_delta": report.convergence_delta,
             **md.provenance(checkpoint=record["checkpoint"], config_hash=record["config_hash"]),

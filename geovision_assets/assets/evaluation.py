@@ -28,7 +28,7 @@ def model_evaluation(context: AssetExecutionContext, home: GeovisionHome) -> Mat
     }
     if evaluation.confusion is not None:
         metadata["confusion_matrix"] = md.png(evaluation.confusion_png,
-                                              "Confusion matrix, test split (rows: true class)")
+                                              f"Test split: {evaluation.confusion_caption}")
         metadata["confusion_matrix_csv"] = md.path(evaluation.confusion_csv)
         metadata["confusion_table"] = md.table(evaluation.confusion)
     return MaterializeResult(data_version=DataVersion(result.data_version), metadata=metadata)

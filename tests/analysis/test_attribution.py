@@ -38,3 +38,21 @@ def test_report_writes_grid_and_band_shares(synthetic_root, tmp_path):
     assert report.actual == [test_set.CLASS_NAMES[test_set[i][1]] for i in range(3)]
     assert set(report.band_importance) == set(test_set.BANDS)
     assert abs(sum(report.band_importance.values()) - 1) < 1e-6
+    assert report.explained == report.predicted
+
+
+def test_multilabel_report_explains_the_most_confident_label(synthetic_root, tmp_path):
+    from geovision.data.datasets.synthetic import SyntheticMultilabel
+
+    test_set = SyntheticMultilabel(synthetic_root, split="test")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 4))
+    report = attribution_report(model, test_set, tmp_path, num_images=3, n_steps=4)
+    assert report.grid_png.is_file()
+    assert report.actual == test_set.split_df["label_str"].tolist()[:3]
+    with torch.no_grad():
+        logits = model(torch.stack([test_set[i][0] for i in range(3)]))
+    names = test_set.CLASS_NAMES
+    assert report.explained == [names[int(i)] for i in logits.argmax(dim=1)]
+    assert report.predicted == ["|".join(n for n, on in zip(names, row >= 0, strict=True) if on)
+                                or "-" for row in logits]

@@ -121,7 +121,8 @@ def test_model_evaluation(demo):
     # The evaluation of the recorded checkpoint repeats the test metrics of the training run.
     assert meta["test_accuracy"].value == pytest.approx(record["test_metrics"]["test_accuracy"])
     assert meta["num_samples"].value == 80
-    assert meta["confusion_matrix"].value.startswith("Confusion matrix")
+    assert meta["confusion_matrix"].value.startswith(
+        "Test split: confusion matrix (rows: true class")
     assert "data:image/png;base64," in meta["confusion_matrix"].value
     confusion = pd.read_csv(meta["confusion_matrix_csv"].value, index_col=0)
     assert confusion.to_numpy().sum() == 80 and len(confusion) == 4

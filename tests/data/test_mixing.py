@@ -34,6 +34,23 @@ def test_classification_soft_labels_sum_to_one(kind):
         assert (soft.max(dim=1).values < 1).any()  # something was mixed
 
 
+@pytest.mark.parametrize("kind", ["mixup", "cutmix"])
+def test_multilabel_targets_keep_label_mass_and_stay_weights(kind):
+    images, _, _ = batch()
+    g = torch.Generator().manual_seed(1)
+    multi_hot = (torch.rand(8, 5, generator=g) > 0.5).float()
+    alphas = {"mixup": (0.4, 0.0), "cutmix": (0.0, 1.0)}[kind]
+    mixer = BatchMixer("multilabel", 5, mixup_alpha=alphas[0], cutmix_alpha=alphas[1], seed=2)
+    for _ in range(5):
+        mixed, weights = mixer(images, multi_hot)
+        assert mixed.shape == images.shape and weights.shape == (8, 5)
+        # Each sample is mixed with another of the same batch: per label, the batch's
+        # total weight is unchanged, and every weight stays in [0, 1].
+        torch.testing.assert_close(weights.sum(dim=0), multi_hot.sum(dim=0))
+        assert ((weights >= 0) & (weights <= 1)).all()
+        assert ((weights > 0) & (weights < 1)).any()
+
+
 def test_mixup_blends_images_and_labels_by_the_same_weight():
     images, labels, _ = batch()
     soft = F.one_hot(labels, 5).float()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from geovision.experiment.config import (
@@ -176,16 +177,36 @@ def test_an_experiment_file_without_dataset_points_to_recipes(tmp_path):
         load_config(path)
 
 
-def test_metric_names_match_torchmetrics():
+@pytest.mark.parametrize("task", ["classification", "segmentation", "multilabel"])
+def test_metric_names_match_torchmetrics(task):
     import torchmetrics
 
-    from geovision.experiment.config import METRICS
+    from geovision.experiment.config import METRICS, NOT_MULTILABEL
     from geovision.experiment.metrics import make_metrics
 
-    collection = make_metrics(tuple(METRICS), 4, "classification")
-    assert set(collection.keys()) == set(METRICS)
-    for name, cls_name in METRICS.items():
-        assert isinstance(collection[name], getattr(torchmetrics.classification, cls_name))
+    names = tuple(m for m in METRICS if task != "multilabel" or m not in NOT_MULTILABEL)
+    collection = make_metrics(names, 4, task)
+    assert set(collection.keys()) == set(names)
+    prefix = "Multilabel" if task == "multilabel" else "Multiclass"
+    for name in names:
+        expected = getattr(torchmetrics.classification, prefix + METRICS[name])
+        assert isinstance(collection[name], expected)
+    preds, target = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 1, 2])
+    if task == "multilabel":
+        target = (torch.rand(6, 4) > 0.5).int()
+    if task == "segmentation":
+        preds, target = torch.randn(2, 4, 3, 3), torch.randint(0, 4, (2, 3, 3))
+    collection.update(preds, target)
+    assert all(torch.isfinite(v) for v in collection.compute().values())
+
+
+def test_multilabel_refuses_metrics_without_a_multilabel_form():
+    config = {"project": "p", "name": "n", "task": "multilabel", "random_seed": 0,
+              "dataset_name": "synthetic_multilabel", "model": {"name": "small_cnn"},
+              "metrics": ["f1", "cohen_kappa"]}
+    with pytest.raises(ConfigError, match=r"\['cohen_kappa'\] have no multi-label form"):
+        parse_config(config)
+    assert parse_config(config | {"metrics": ["f1", "auroc"]}).task == "multilabel"
 
 
 @pytest.mark.parametrize("path", sorted(Path("recipes").glob("*.yaml")), ids=lambda p: p.stem)

@@ -99,6 +99,50 @@ def test_segmentation_with_cutmix_and_flips_learns(synthetic_root, geovision_hom
     assert isinstance(load_module(result.checkpoint), SupervisedModule)
 
 
+def test_multilabel_with_mixing_learns_and_reports_per_label_outcomes(synthetic_root,
+                                                                     geovision_home):
+    from typer.testing import CliRunner
+
+    from geovision.cli import app
+
+    config = parse_config({
+        "project": "wf", "name": "tags", "task": "multilabel", "random_seed": 0,
+        "dataset_name": "synthetic_multilabel",
+        "model": {"name": "small_cnn", "kwargs": {"width": 8, "depth": 2}},
+        "data": {"batch_size": 32, "transforms": ["hflip"],
+                 "mixing": {"mixup_alpha": 0.4, "cutmix_alpha": 1.0, "prob": 0.5}},
+        "optimizer": {"lr": 0.01},
+        "trainer": {"max_epochs": 4, "accelerator": "cpu"},
+        "metrics": ["accuracy", "f1", "auroc"], "checkpoint": {"monitor": "val_f1",
+                                                               "mode": "max"}})
+    result = train(config, home=geovision_home, root=synthetic_root, progress=False)
+    outcomes, outcomes_names = result.evaluation.confusion, ["building", "road", "water",
+                                                             "vegetation"]
+    metrics = pd.read_csv(result.metrics_csv)
+    assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
+    assert metrics["val_loss"].iloc[-1] < metrics["val_loss"].iloc[0]
+    assert {"train_f1", "val_f1", "val_auroc"} <= set(metrics.columns)
+    assert result.chance_accuracy is None
+    # The bar: answer each label with its more frequent test value, whatever the image.
+    test = pd.read_parquet(result.run_dir / "dataset_index.parquet").query("split == 'test'")
+    present = pd.DataFrame([[name in s.split("|") for name in outcomes_names]
+                            for s in test["label_str"]]).mean()
+    constant_accuracy = float(present.where(present > 0.5, 1 - present).mean())
+    assert result.test_metrics["test_accuracy"] > constant_accuracy + 0.05
+    assert result.test_metrics["test_auroc"] > 0.7  # 0.5 for guessing
+    assert list(outcomes.columns) == ["true_negative", "false_positive", "false_negative",
+                                      "true_positive"]
+    assert list(outcomes.index) == outcomes_names
+    assert (outcomes.sum(axis=1) == result.evaluation.num_samples).all()
+    printed = CliRunner().invoke(app, ["test", str(result.run_dir), "--home",
+                                       str(geovision_home)])
+    assert printed.exit_code == 0, printed.output
+    assert "per-label outcomes at threshold 0.5 (rows: label):" in printed.output
+    module = load_module(result.checkpoint)
+    prediction = module.predict_step((torch.zeros(2, 4, 64, 64),), 0)
+    assert prediction.shape == (2, 4) and set(prediction.unique().tolist()) <= {0, 1}
+
+
 def test_swa_trains_and_evaluates_the_averaged_weights(synthetic_root, geovision_home):
     config = parse_config(BASE | {
         "name": "swa", "model": {"name": "small_cnn", "kwargs": {"width": 8, "depth": 2}},

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from geovision.data.base import GeoDataset
+from geovision.data.base import LABEL_SEPARATOR, GeoDataset
 from geovision.data.splits import stratified_splits
 from geovision.io.atomic import atomic_dir
 
@@ -181,6 +181,37 @@ class SyntheticSegmentation(_Synthetic):
             "image_path": "images/" + labels["scene_id"] + ".tif",
             "mask_path": "masks/" + labels["scene_id"] + ".png",
             # Stratify by dominant cover so every split sees every kind of scene.
+            "split": stratified_splits(labels["dominant_class"].to_numpy(), val_split,
+                                       test_split, random_seed),
+        }).reset_index(drop=True)
+
+
+class SyntheticMultilabel(_Synthetic):
+    """Multi-label scene tagging of the same scenes: every land cover that takes up at least
+    PRESENCE of the scene's pixels (1 to 4 labels a scene in the default generation)."""
+
+    NAME = "synthetic_multilabel"
+    TASK = "multilabel"
+    CLASS_NAMES = SCENE_CLASSES
+    PRESENCE = 0.02
+
+    @classmethod
+    def multilabel_df(cls, root: Path, random_seed: int, val_split: float,
+                      test_split: float) -> pd.DataFrame:
+        from PIL import Image
+
+        labels = _read_labels(Path(root))
+        label_strs = []
+        for scene_id in labels["scene_id"]:
+            with Image.open(Path(root) / "masks" / f"{scene_id}.png") as png:
+                mask = np.asarray(png)
+            share = np.bincount(mask.ravel(), minlength=len(SEG_CLASSES))[1:] / mask.size
+            label_strs.append(LABEL_SEPARATOR.join(
+                name for name, part in zip(SCENE_CLASSES, share, strict=True)
+                if part >= cls.PRESENCE))
+        return pd.DataFrame({
+            "image_path": "images/" + labels["scene_id"] + ".tif",
+            "label_str": label_strs,
             "split": stratified_splits(labels["dominant_class"].to_numpy(), val_split,
                                        test_split, random_seed),
         }).reset_index(drop=True)
