@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from geovision.analysis.plots import plt, save_figure
+from geovision.data.base import LABEL_SEPARATOR
 from geovision.data.splits import ROW_SPLITS
 from geovision.data.statistics import (
     OBJECT_SIZE_BINS,
@@ -72,9 +73,11 @@ def eda_report(dataset_cls: type, table: pd.DataFrame, out_dir: str | os.PathLik
             counts = balance["all"]
             ratio = float(counts.max() / counts.min()) if counts.min() > 0 else float("inf")
             figures["imbalance_ratio"] = ratio
+            each_label = (" (an image counts once for each of its labels)"
+                          if dataset_cls.TASK == "multilabel" else "")
             sections += _section("Class balance per split",
-                                 f"Images per class; largest / smallest class = {ratio:.2f}.",
-                                 balance)
+                                 f"Images per class{each_label}; largest / smallest class = "
+                                 f"{ratio:.2f}.", balance)
             _bar_plot(balance[splits], "images", "Class balance per split",
                       tmp / "class_balance.png")
         sizes = table.groupby(["height", "width"]).size().rename("images").reset_index()
@@ -117,9 +120,17 @@ def eda_report(dataset_cls: type, table: pd.DataFrame, out_dir: str | os.PathLik
 # ----- tables -----------------------------------------------------------------------------------
 
 
+def _class_membership(table: pd.DataFrame, classes: tuple[str, ...]) -> pd.DataFrame:
+    """Images x classes, True where the image carries the class: its one label, or one of
+    the names of a multi-label `label_str` ("a|b")."""
+    names = table["label_str"].fillna("").str.split(LABEL_SEPARATOR)
+    return pd.DataFrame({c: names.map(lambda carried, c=c: c in carried) for c in classes},
+                        index=table.index)
+
+
 def _class_counts(table: pd.DataFrame, classes: tuple[str, ...], splits: list[str]
                   ) -> pd.DataFrame:
-    counts = pd.crosstab(table["label_str"], table["split"])
+    counts = _class_membership(table, classes).groupby(table["split"]).sum().T
     counts = counts.reindex(index=list(classes), columns=splits, fill_value=0)
     counts["all"] = counts.sum(axis=1)
     counts.index.name = "class"
@@ -139,10 +150,12 @@ def _coverage(table: pd.DataFrame, classes: tuple[str, ...], splits: list[str]) 
 
 def _classification_signatures(table: pd.DataFrame, classes: tuple[str, ...],
                                bands: tuple[str, ...]) -> pd.DataFrame:
-    """Pixel-weighted mean of each band over the images of each class."""
+    """Pixel-weighted mean of each band over the images of each class (multi-label: every
+    image carrying it)."""
     out = pd.DataFrame(index=pd.Index(classes, name="class"), columns=list(bands), dtype=float)
+    membership = _class_membership(table, classes)
     for cls in classes:
-        rows = table[table["label_str"] == cls]
+        rows = table[membership[cls]]
         for band in bands:
             count = rows[band_column(band, "count")].to_numpy(np.float64)
             mean = rows[band_column(band, "mean")].to_numpy(np.float64)

@@ -10,6 +10,7 @@ import pytest
 from geovision.analysis.eda import eda_report
 from geovision.data.datasets.synthetic import (
     SyntheticClassification,
+    SyntheticMultilabel,
     SyntheticSegmentation,
     generate,
 )
@@ -50,6 +51,21 @@ def test_classification_report(scenes: Path, tmp_path: Path) -> None:
     nir = (rows["nir_mean"] * rows["nir_count"]).sum() / rows["nir_count"].sum()
     assert f"{nir:.4g}" in report.markdown.split("spectral signature")[1]
     assert not list(tmp_path.glob(".eda*"))  # written atomically
+
+
+def test_multilabel_report_counts_every_label_of_an_image(scenes: Path,
+                                                          tmp_path: Path) -> None:
+    table = table_for(SyntheticMultilabel, scenes)
+    assert table["label_str"].str.contains("|", regex=False).any()  # several labels somewhere
+    report = eda_report(SyntheticMultilabel, table, tmp_path / "eda")
+    assert "an image counts once for each of its labels" in report.markdown
+    for name in SyntheticMultilabel.CLASS_NAMES:
+        carries = table["label_str"].str.split("|").map(lambda names, n=name: n in names)
+        train = int((carries & (table["split"] == "train")).sum())
+        assert f"| {name} | {train} |" in report.markdown
+        rows = table[carries]
+        red = (rows["red_mean"] * rows["red_count"]).sum() / rows["red_count"].sum()
+        assert f"| {name} | {red:.4g} |" in report.markdown  # signature over its images
 
 
 def test_segmentation_report(scenes: Path, tmp_path: Path) -> None:
