@@ -183,12 +183,20 @@ class StreamingGeoDataset(Dataset):
         local folder (remote, compressed or evicted: `get_item` then fetches it).
 
         Streaming's decoder copies every column out of the sample's bytes before wrapping it
-        as an array, a copy the size of the image; numpy and int64 columns decode from a
-        memoryview of them just the same, without it."""
+        as a read-only array; here the bytes are read into a writable buffer (from the MDS
+        shard file: a table of uint32 sample offsets after the sample count, then the
+        samples) and numpy and int64 columns decode as views of it."""
         shard_id, shard_index = self.streaming.spanner[index]
         shard = self.streaming.shards[shard_id]
+        path = os.path.join(shard.dirname, shard.split, shard.raw_data.basename)
         try:
-            data = shard.get_sample_data(shard_index)
+            with open(path, "rb", buffering=0) as f:
+                begin, end = np.frombuffer(os.pread(f.fileno(), 8, (1 + shard_index) * 4),
+                                           np.uint32)
+                data = bytearray(int(end) - int(begin))
+                if os.preadv(f.fileno(), [data], int(begin)) != len(data):
+                    raise OSError(f"{path}: sample {shard_index} ends early; the shard is "
+                                  "truncated. Write the shards again.")
         except FileNotFoundError:
             return None
         return shard.decode_sample(memoryview(data))
@@ -196,7 +204,8 @@ class StreamingGeoDataset(Dataset):
     def read_raw(self, index: int) -> tuple[np.ndarray, Any, int]:
         """The stored sample: (image array, label int or mask array, df_idx)."""
         image, target, df_idx = self._record(index)
-        # Decoded arrays view read-only buffers; copies are writable like every other reader's.
+        # Decoded arrays may view read-only buffers; copies are writable like every other
+        # reader's.
         return np.array(image), target if isinstance(target, int) else np.array(target), df_idx
 
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
@@ -204,8 +213,8 @@ class StreamingGeoDataset(Dataset):
 
     def read_raw_batch(self, indices: Sequence[int]) -> tuple[list[np.ndarray], list, list[int]]:
         """The stored samples at `indices`: (images, targets, df_idx), each image a (C, H, W)
-        array (read-only views of the decoded records; a list, not stacked: the batch
-        transform writes each into its slot)."""
+        array (views of the decoded records, read-only where streaming fetched them; a list,
+        not stacked: the batch transform writes each into its slot)."""
         records = [self._record(int(i)) for i in indices]
         images = [image for image, _, _ in records]
         targets = [t if isinstance(t, int) else np.array(t) for _, t, _ in records]
