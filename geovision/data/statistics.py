@@ -382,7 +382,7 @@ def _image_rows(indices: Sequence[int]) -> tuple[_RowBlock | None, list[tuple[in
 
     A few images are read, then their statistics computed back to back: alternating one
     read and one computation per image keeps evicting the statistics code and data from the
-    CPU caches, which made the statistics half again as slow. READ_AHEAD_BYTES bounds the
+    CPU caches, which made the statistics a third slower. READ_AHEAD_BYTES bounds the
     images held at once.
     """
     dataset = _WORKER["dataset"]
@@ -532,10 +532,12 @@ def split_statistics(table: pd.DataFrame, split: str, bands: Sequence[str]) -> B
     hist, lo, width = None, 0, 1
     hist_columns = [band_column(b, "hist") for b in bands]
     if all(c in rows.columns for c in hist_columns):
-        hist = np.stack([np.stack(rows[c].to_list()).astype(np.int64).sum(axis=0)
-                         for c in hist_columns])
-        layout = histogram_layout(_table_dtype(rows), bins_16bit=hist.shape[1])
-        lo, width = layout[0], layout[1]
+        dtype = _table_dtype(rows)  # one dtype: the same histogram layout (or none) per row
+        if histogram_layout(dtype) is not None:
+            hist = np.stack([np.stack(rows[c].to_list()).astype(np.int64).sum(axis=0)
+                             for c in hist_columns])
+            layout = histogram_layout(dtype, bins_16bit=hist.shape[1])
+            lo, width = layout[0], layout[1]
     return BandStats(count=total, mean=mean, m2=m2, min=low, max=high, hist=hist, hist_lo=lo,
                      bin_width=width)
 

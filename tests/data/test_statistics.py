@@ -200,6 +200,31 @@ def test_table_survives_parquet(small_root: Path, tmp_path: Path) -> None:
     assert check_statistics(loaded, BANDS, df) == []
 
 
+class _HalfFloat(SyntheticClassification):
+    """Every other scene read as float32: a dataset of two dtypes."""
+
+    @classmethod
+    def read_image(cls, path):
+        image = super().read_image(path)
+        return image.astype(np.float32) if str(path).endswith(("0.tif", "2.tif")) else image
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_images_of_two_dtypes_keep_their_own_rows(small_root: Path, workers: int) -> None:
+    df = _HalfFloat.build_df(small_root)
+    table = compute_image_statistics(_HalfFloat, small_root, df, workers=workers,
+                                     progress=False).table
+    assert set(table["dtype"]) == {"float32", "uint8"} and len(table) == len(df)
+    for _, row in table.iterrows():
+        image = _HalfFloat.read_image(small_root / row["image_path"])
+        assert (row["red_hist"] is None) == (image.dtype == np.float32)
+        assert row["red_mean"] == pytest.approx(image[0].astype(np.float64).mean(), rel=1e-12)
+    with pytest.raises(ValueError, match="mixes image dtypes"):
+        split_statistics(table, "train", BANDS)
+    floats = table[table["dtype"] == "float32"]
+    assert split_statistics(floats, "all", BANDS).hist is None  # moments only
+
+
 def test_means_and_std_devs_reproduce_the_recorded_ones(synthetic_root: Path) -> None:
     df = SyntheticClassification.build_df(synthetic_root)
     table = compute_image_statistics(SyntheticClassification, synthetic_root, df,
