@@ -24,6 +24,7 @@ from geovision.experiment.run import load_run
 from geovision.experiment.rundir import write_yaml
 from geovision.experiment.workflows import load_module
 from geovision.io.atomic import atomic_file
+from geovision.io.memory import keep_freed_memory
 
 SPLITS = ("test", "val", "train")
 
@@ -80,6 +81,7 @@ def evaluate_run(run_dir: Path, *, checkpoint: Path | None = None, split: str = 
     plot in plots/."""
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; evaluate one of {', '.join(SPLITS)}.")
+    keep_freed_memory()  # batch tensors reuse freed memory instead of page-faulting anew
     run_dir = Path(run_dir)
     inputs = load_run(run_dir)
     checkpoint = Path(checkpoint) if checkpoint else read_fit_result(run_dir).final_checkpoint

@@ -25,6 +25,7 @@ from geovision.experiment.rundir import (
     write_yaml,
 )
 from geovision.experiment.workflows import build_module
+from geovision.io.memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 SWA_CHECKPOINT = "swa.ckpt"
@@ -49,6 +50,7 @@ def fit_run(run_dir: Path, *, resume: bool = False, progress: bool = True,
     """Train the run in `run_dir`, from its last checkpoint when `resume` (from scratch when
     it has none yet). With trainer.devices > 1 this must run under torchrun, one process per
     device (`geovision.experiment.distributed` launches it)."""
+    keep_freed_memory()  # batch tensors reuse freed memory instead of page-faulting anew
     inputs = load_run(run_dir)
     config = inputs.config
     rank, world_size = process_group()
