@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -47,8 +49,7 @@ class ScaleNormalize:
     @staticmethod
     def _standardise(image: np.ndarray, gain: torch.Tensor, offset: torch.Tensor,
                      out: torch.Tensor) -> torch.Tensor:
-        if not image.flags.writeable:
-            image = image.copy()  # torch warns on read-only buffers
+        """`image` * gain + offset into `out`; call it within `_read_only_inputs()`."""
         source = torch.from_numpy(np.ascontiguousarray(image))
         if source.dtype in _MULTIPLIES_DIRECTLY:
             torch.mul(source, gain, out=out)  # converts and scales in one pass
@@ -58,7 +59,8 @@ class ScaleNormalize:
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         out = torch.empty(image.shape, dtype=torch.float32)  # the input is never modified
-        return self._standardise(image, *self._gain_offset(image.dtype), out)
+        with _read_only_inputs():
+            return self._standardise(image, *self._gain_offset(image.dtype), out)
 
     def batch(self, images: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         """The same for a batch ((B, C, H, W), or B images of one shape and dtype), written
@@ -67,9 +69,19 @@ class ScaleNormalize:
         first = images[0]
         gain, offset = self._gain_offset(first.dtype)
         out = torch.empty((len(images), *first.shape), dtype=torch.float32)
-        for slot, image in zip(out, images, strict=True):
-            self._standardise(image, gain, offset, slot)
+        with _read_only_inputs():
+            for slot, image in zip(out, images, strict=True):
+                self._standardise(image, gain, offset, slot)
         return out
+
+
+@contextmanager
+def _read_only_inputs() -> Iterator[None]:
+    """Let torch wrap read-only arrays (views of mapped shards) without its warning: the
+    standardisation only reads them, and a copy would cost as much as the conversion."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        yield
 
 
 class OneHot:

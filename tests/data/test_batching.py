@@ -24,6 +24,7 @@ def test_batches_equal_the_map_style_loader(dataset_cls, kind, synthetic_root, t
         written = dataset_cls.write_to_streaming(synthetic_root, tmp_path, splits=("val",),
                                                  progress=False)["val"]
         reader = StreamingGeoDataset(str(written.path), source.sample_transform)
+        assert reader._layouts is not None  # fixed-size columns: read as views of the shards
     expected = list(DataLoader(source, batch_size=16, shuffle=True,
                                generator=torch.Generator().manual_seed(5)))
     batches = list(batch_loader(reader, 16, shuffle=True, seed=5))

@@ -206,3 +206,17 @@ def test_compare_with_source_finds_altered_records(small_root: Path, tmp_path: P
     assert sample_indices(5, 16) == [0, 1, 2, 3, 4]
     picked = sample_indices(100, 10)
     assert len(picked) == 10 and picked[0] == 0 and picked[-1] == 99
+
+
+def test_hdf_rows_are_copies_unless_views_are_asked_for(small_root: Path,
+                                                        tmp_path: Path) -> None:
+    dataset = SyntheticClassification(small_root, split="test")
+    reader = HdfDataset(write_hdf(dataset, tmp_path / "t.h5", progress=False).path, None)
+    image = reader.read_raw(0)[0]
+    image[...] = 0  # a writable copy: the stored row stays as it was
+    np.testing.assert_array_equal(reader.read_raw(0)[0], dataset.read_raw(0)[0])
+    copies = reader.read_raw_batch([2, 0])[0]
+    views = reader.read_raw_batch([2, 0], views=True)[0]
+    assert all(c.flags.writeable for c in copies) and not any(v.flags.writeable for v in views)
+    for got, index in zip(views, [2, 0], strict=True):
+        np.testing.assert_array_equal(got, dataset.read_raw(index)[0])

@@ -26,17 +26,23 @@ class BatchReader(Protocol):
 
     def __len__(self) -> int: ...
 
-    def read_raw_batch(self, indices: Sequence[int]) -> tuple[Sequence[np.ndarray], list,
-                                                              list[int]]: ...
+    def read_raw_batch(self, indices: Sequence[int], *, views: bool = False
+                       ) -> tuple[Sequence[np.ndarray], list, list[int]]: ...
+
+
+def standardises_only(sample_transform: Any) -> bool:
+    """Whether the transform is the default one: ScaleNormalize on the image, nothing that
+    looks at image and target together (so a whole batch can be converted at once, and the
+    stored images only need to be read)."""
+    return (isinstance(sample_transform, SampleTransform)
+            and isinstance(sample_transform.image_transform, ScaleNormalize)
+            and sample_transform.common_transform is None)
 
 
 def collate_stored(sample_transform: Any, images: Sequence[np.ndarray], targets: list,
                    df_idx: list[int]) -> tuple[Any, Any, torch.Tensor]:
     """(images, targets, df_idx) batch tensors, equal to collating the transformed samples."""
-    fast = (isinstance(sample_transform, SampleTransform)
-            and isinstance(sample_transform.image_transform, ScaleNormalize)
-            and sample_transform.common_transform is None)
-    if not fast:
+    if not standardises_only(sample_transform):
         samples = [(*sample_transform(image, target), i) if sample_transform else
                    (image, target, i) for image, target, i in zip(images, targets, df_idx,
                                                                   strict=True)]
@@ -57,8 +63,10 @@ class _Batches(Dataset):
         return len(self.reader)
 
     def __getitem__(self, indices: Sequence[int]) -> tuple[Any, Any, torch.Tensor]:
-        return collate_stored(self.reader.sample_transform,
-                              *self.reader.read_raw_batch(indices))
+        transform = self.reader.sample_transform
+        # The default transform only reads the stored images: views of them will do.
+        raw = self.reader.read_raw_batch(indices, views=standardises_only(transform))
+        return collate_stored(transform, *raw)
 
 
 def batch_loader(reader: BatchReader, batch_size: int, shuffle: bool, seed: int,

@@ -3,15 +3,18 @@
 Layout: `image` (N, C, H, W) in the stored dtype, `label` (N,) int64, `mask` (N, H, W) or
 `multi_hot` (N, K), `df_idx` (N,) int64, and the dataset's facts as file attributes.
 
-Uncompressed is the default: a row stored in its own unfiltered chunk is read with one
-pread from the file at the chunk's address (an ordinary HDF5 file; h5py's own per-read
-overhead is several times the copy). LZF, optional, saves disk space on compressible
-imagery and is read through h5py; it decompresses several times faster than gzip.
+Uncompressed is the default: a row stored in its own unfiltered chunk is read straight
+from a read-only memory map of the file at the chunk's address (an ordinary HDF5 file;
+h5py's own per-read overhead is several times the copy). The batch loader converts such
+rows from the map without copying them at all. LZF, optional, saves disk space on
+compressible imagery and is read through h5py; it decompresses several times faster than
+gzip.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -94,11 +97,12 @@ class HdfDataset(Dataset):
     def _open(self) -> tuple[_RowReader, _RowReader | None, np.ndarray, np.ndarray | None]:
         if self._handles is None or self._pid != os.getpid():
             f = h5py.File(self.path, "r")
-            raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - held with the h5py handle
+            with open(self.path, "rb") as raw:  # the map stays valid once the file is closed
+                mapped = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ)
             labels = f["label"][:] if self._target_name == "label" else None
-            masks = (_RowReader(f[self._target_name], raw.fileno())
+            masks = (_RowReader(f[self._target_name], mapped)
                      if self._target_name != "label" else None)
-            self._handles = (f, raw, _RowReader(f["image"], raw.fileno()), masks,
+            self._handles = (f, mapped, _RowReader(f["image"], mapped), masks,
                              f["df_idx"][:], labels)
             self._pid = os.getpid()
         _, _, images, masks, df_idx, labels = self._handles
@@ -122,16 +126,18 @@ class HdfDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         return self.__getitems__([index])[0]
 
-    def read_raw_batch(self, indices: Sequence[int]) -> tuple[list[np.ndarray], list, list[int]]:
+    def read_raw_batch(self, indices: Sequence[int], *, views: bool = False
+                       ) -> tuple[list[np.ndarray], list, list[int]]:
         """The stored samples at `indices`: (images, targets, df_idx), each image a (C, H, W)
-        array (a list, not stacked: the batch transform writes each into its slot)."""
+        array (a list, not stacked: the batch transform writes each into its slot). With
+        `views`, raw rows come as read-only views of the mapped file instead of copies."""
         positions = [check_index(int(i), self._length) for i in indices]
         images, masks, df_idx, labels = self._open()
-        batch = images.read_rows(positions)
+        batch = images.read_rows(positions, views=views)
         if masks is None:
             targets = [int(labels[p]) for p in positions]
         else:
-            targets = masks.read_rows(positions)
+            targets = masks.read_rows(positions, views=views)
         return batch, targets, [int(df_idx[p]) for p in positions]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any, int]]:
@@ -139,29 +145,34 @@ class HdfDataset(Dataset):
 
 
 class _RowReader:
-    """Reads rows of one (N, ...) dataset of an open file: straight from the file with one
-    pread per row where each row is stored raw at a known address (uncompressed, one chunk
-    per row, native byte order), else through h5py."""
+    """Reads rows of one (N, ...) dataset of an open file: straight from the memory-mapped
+    file where each row is stored raw at a known address (uncompressed, one chunk per row,
+    native byte order), else through h5py."""
 
-    def __init__(self, data: h5py.Dataset, fd: int) -> None:
-        self.data, self.fd = data, fd
+    def __init__(self, data: h5py.Dataset, mapped: mmap.mmap) -> None:
+        self.data, self.mapped = data, mapped
         self.row_shape, self.dtype = data.shape[1:], data.dtype
+        self.row_values = int(np.prod(self.row_shape))
         self.offsets = _row_addresses(data)
 
-    def read(self, position: int) -> np.ndarray:
+    def read(self, position: int, *, view: bool = False) -> np.ndarray:
+        """Row `position` as a new array, or (`view`, raw rows only) a read-only view of the
+        mapped file."""
         if self.offsets is None:
             return self.data[position]
-        row = np.empty(self.row_shape, self.dtype)
-        if os.preadv(self.fd, [row], int(self.offsets[position])) != row.nbytes:
+        start = int(self.offsets[position])
+        if start + self.row_values * self.dtype.itemsize > len(self.mapped):
             raise OSError(f"{self.data.file.filename}: row {position} of {self.data.name} "
-                          "ends early; the file is truncated. Write the shards again.")
-        return row
+                          "ends past the end of the file; it is truncated. Write the shards "
+                          "again.")
+        row = np.frombuffer(self.mapped, self.dtype, self.row_values, start)
+        return row.reshape(self.row_shape) if view else row.reshape(self.row_shape).copy()
 
-    def read_rows(self, positions: Sequence[int]) -> list[np.ndarray]:
+    def read_rows(self, positions: Sequence[int], *, views: bool = False) -> list[np.ndarray]:
         """Rows at `positions`, read in file order."""
         rows: list[Any] = [None] * len(positions)
         for k in np.argsort(positions, kind="stable"):
-            rows[k] = self.read(positions[k])
+            rows[k] = self.read(positions[k], view=views)
         return rows
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mmap
 import os
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -162,44 +163,59 @@ class StreamingGeoDataset(Dataset):
         self.streaming = StreamingDataset(local=local, remote=remote, **streaming_kwargs)
         columns = self.streaming.shards[0].column_names
         self._target_name = next(name for name in TARGET_NAMES.values() if name in columns)
-        self._views_only = all(encoding == "int64" or encoding.startswith("ndarray:")
-                               for shard in self.streaming.shards
-                               for encoding in shard.column_encodings)
+        layouts = [_fixed_layout(shard) for shard in self.streaming.shards]
+        self._layouts = layouts if all(layout is not None for layout in layouts) else None
+        self._maps: dict[str, mmap.mmap] = {}
+        self._maps_pid = os.getpid()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_maps"] = {}  # memory maps stay in the process that made them
+        return state
 
     def __len__(self) -> int:
         return self.streaming.num_samples
 
     def _record(self, index: int) -> tuple[np.ndarray, Any, int]:
         index = check_index(index, len(self))
-        sample = self._local_sample(index) if self._views_only else None
+        sample = self._local_sample(index) if self._layouts is not None else None
         if sample is None:
             sample = self.streaming.get_item(index)
         name = self._target_name
-        target = int(sample["label"]) if name == "label" else sample[name]
-        return sample["image"], target, int(sample["df_idx"])
+        target = int(sample["label"][()]) if name == "label" else sample[name]
+        return sample["image"], target, int(sample["df_idx"][()])
 
     def _local_sample(self, index: int) -> dict[str, Any] | None:
-        """The sample decoded as views of its bytes, or None while its shard is not in the
-        local folder (remote, compressed or evicted: `get_item` then fetches it).
+        """The sample's columns as read-only views of its shard file, mapped into memory once
+        per process; None while the shard is not in the local folder (remote, compressed or
+        evicted: `get_item` then fetches it).
 
-        Streaming's decoder copies every column out of the sample's bytes before wrapping it
-        as a read-only array; here the bytes are read into a writable buffer (from the MDS
-        shard file: a table of uint32 sample offsets after the sample count, then the
-        samples) and numpy and int64 columns decode as views of it."""
+        Streaming's own reader opens the file, copies the sample's bytes and every column
+        again, and parses each column's encoding, for every sample. Our columns have fixed
+        sizes, so each is a view at a fixed place in the sample (the MDS shard file is the
+        sample count, a table of uint32 sample offsets, then the samples)."""
         shard_id, shard_index = self.streaming.spanner[index]
         shard = self.streaming.shards[shard_id]
-        path = os.path.join(shard.dirname, shard.split, shard.raw_data.basename)
-        try:
-            with open(path, "rb", buffering=0) as f:
-                begin, end = np.frombuffer(os.pread(f.fileno(), 8, (1 + shard_index) * 4),
-                                           np.uint32)
-                data = bytearray(int(end) - int(begin))
-                if os.preadv(f.fileno(), [data], int(begin)) != len(data):
-                    raise OSError(f"{path}: sample {shard_index} ends early; the shard is "
-                                  "truncated. Write the shards again.")
-        except FileNotFoundError:
+        mapped = self._mapped(os.path.join(shard.dirname, shard.split, shard.raw_data.basename))
+        if mapped is None:
             return None
-        return shard.decode_sample(memoryview(data))
+        begin, end = (int(v) for v in np.frombuffer(mapped, np.uint32, 2, (1 + shard_index) * 4))
+        if end > len(mapped):
+            raise OSError(f"{shard.raw_data.basename}: sample {shard_index} ends past the end "
+                          "of the file; the shard is truncated. Write the shards again.")
+        return {name: np.frombuffer(mapped, dtype, count, begin + offset).reshape(shape)
+                for name, offset, dtype, count, shape in self._layouts[shard_id]}
+
+    def _mapped(self, path: str) -> mmap.mmap | None:
+        if self._maps_pid != os.getpid():
+            self._maps, self._maps_pid = {}, os.getpid()
+        if path not in self._maps:
+            try:
+                with open(path, "rb") as raw:  # the map stays valid once the file is closed
+                    self._maps[path] = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ)
+            except FileNotFoundError:
+                return None
+        return self._maps[path]
 
     def read_raw(self, index: int) -> tuple[np.ndarray, Any, int]:
         """The stored sample: (image array, label int or mask array, df_idx)."""
@@ -211,14 +227,39 @@ class StreamingGeoDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         return self.__getitems__([index])[0]
 
-    def read_raw_batch(self, indices: Sequence[int]) -> tuple[list[np.ndarray], list, list[int]]:
+    def read_raw_batch(self, indices: Sequence[int], *, views: bool = False
+                       ) -> tuple[list[np.ndarray], list, list[int]]:
         """The stored samples at `indices`: (images, targets, df_idx), each image a (C, H, W)
-        array (views of the decoded records, read-only where streaming fetched them; a list,
-        not stacked: the batch transform writes each into its slot)."""
+        array (a list, not stacked: the batch transform writes each into its slot). With
+        `views`, images come as read-only views of the shards instead of copies."""
         records = [self._record(int(i)) for i in indices]
-        images = [image for image, _, _ in records]
+        images = [image if views else np.array(image) for image, _, _ in records]
         targets = [t if isinstance(t, int) else np.array(t) for _, t, _ in records]
         return images, targets, [i for _, _, i in records]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any, int]]:
         return transform_batch(self.sample_transform, *self.read_raw_batch(indices))
+
+
+Column = tuple[str, int, np.dtype, int, tuple[int, ...]]  # name, offset, dtype, count, shape
+
+
+def _fixed_layout(shard: Any) -> list[Column] | None:
+    """Where each column of a sample lies, when every column has a fixed size (int64 and
+    shaped ndarray columns, as write_streaming writes them); None otherwise."""
+    layout, offset = [], 0
+    for name, encoding, size in zip(shard.column_names, shard.column_encodings,
+                                    shard.column_sizes, strict=True):
+        parts = encoding.split(":")
+        if encoding == "int64":
+            dtype, shape = np.dtype(np.int64), ()
+        elif parts[0] == "ndarray" and len(parts) == 3:
+            dtype, shape = np.dtype(parts[1]), tuple(int(n) for n in parts[2].split(","))
+        else:
+            return None
+        count = int(np.prod(shape))
+        if size != count * dtype.itemsize:
+            return None
+        layout.append((name, offset, dtype, count, shape))
+        offset += size
+    return layout
