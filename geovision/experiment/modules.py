@@ -8,6 +8,7 @@ count and image size), so any run can be rebuilt from its checkpoint, and offers
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,7 @@ class EvalStep:
     target: torch.Tensor | None = None
 
 
-class ExperimentModule(L.LightningModule):
+class ExperimentModule(L.LightningModule, ABC):
     """The config, the registry's model, batch augmentation, the optimizer and its schedule.
 
     Random generators owned by the module (augmentation, mixing, views) are saved in
@@ -53,9 +54,9 @@ class ExperimentModule(L.LightningModule):
                                             **self.config.model.kwargs)
         self.augment = BatchAugment(self.config.data.transforms, self.config.random_seed)
 
+    @abstractmethod
     def evaluation_step(self, batch: tuple) -> EvalStep:
         """The loss (and predictions) on a batch, without updating anything."""
-        raise NotImplementedError(f"{type(self).__name__} must define evaluation_step")
 
     def start_evaluation(self) -> None:
         """Called before a pass of `evaluation_step` over a dataset (validation included)."""
