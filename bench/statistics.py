@@ -10,10 +10,12 @@ generated into a temporary folder and read from a warm page cache by every conte
 Ours runs once in-process (workers=1) against the serial baselines and once with 2 processes
 against the floor read by 2 processes, so each ratio compares equal parallelism.
 
-Each contender is timed in a fresh process of its own (spawned, with the same imports), in
-alternating rounds, best of all: how fast one runs depends on the memory allocator's state,
-and a contender that frees large arrays (naive frees a 2 MiB float64 copy per image) leaves
-the next one in the same process a heap that it pays page faults for.
+Shared machines drift by tens of percent within seconds, so the contenders take turns on
+blocks of BLOCK images (in a rotating order), each block is timed PASSES times, and each
+contender's figure is the sum over blocks of its best times. Each contender runs in a freshly
+spawned process of its own, kept for all its turns, with the allocator's default settings as
+a user's script has them: sharing a process, the naive loop's 2 MiB float64 frees would leave
+the next contender a heap to page-fault through again.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from bench.common import bench_line, best_of
 from geovision.data.datasets.synthetic import SyntheticClassification, generate
@@ -47,13 +51,12 @@ def naive(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 CONTENDERS = ("floor", "naive", "ours", "floor_parallel", "ours_parallel")
-ROUNDS = 2  # spawned processes per contender
-REPEATS = 2  # timings in each
+BLOCK = 500  # images per timed block
+PASSES = 2  # timings of each block by each contender
 
 
-def contender(name: str, root: Path) -> Callable[[], object]:
-    """The work that contender `name` does over every image under `root`."""
-    df = DATASET.build_df(root)
+def contender(name: str, root: Path, df: pd.DataFrame) -> Callable[[], object]:
+    """The work that contender `name` does over the images of `df` under `root`."""
     paths = [str(root / p) for p in df["image_path"]]
 
     def read_in_pool() -> None:  # pool start-up counts, as it does for ours
@@ -70,29 +73,57 @@ def contender(name: str, root: Path) -> Callable[[], object]:
     }[name]
 
 
-def _time_in_child(name: str, root: str, queue: multiprocessing.Queue) -> None:
+def _serve(name: str, root: str, connection: Connection) -> None:
+    """Run contender `name` on each block of images the parent asks for; answer in seconds."""
     # A spawned process would spawn its pools too (it inherits the start method); fork, as
     # a user's process on Linux does.
     multiprocessing.set_start_method("fork", force=True)
-    work = contender(name, Path(root))
+    blocks = _blocks(DATASET.build_df(root))
     for path in DATASET.build_df(root)["image_path"]:  # warm the readers and the page cache
         read_only(str(Path(root) / path))
-    queue.put(best_of(work, REPEATS))
+    contender(name, Path(root), blocks[0])()  # and imports, pools and compiled kernels
+    connection.send(0.0)
+    while (block := connection.recv()) is not None:
+        connection.send(best_of(contender(name, Path(root), blocks[block]), 1))
 
 
-def time_isolated(name: str, root: Path) -> float:
-    """Best seconds of contender `name` in a freshly spawned process."""
+def _blocks(df: pd.DataFrame) -> list[pd.DataFrame]:
+    return [df.iloc[i:i + BLOCK] for i in range(0, len(df), BLOCK)]
+
+
+def measure(root: Path) -> dict[str, float]:
+    """Seconds per contender over all images: the best of PASSES per block, summed."""
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=_time_in_child, args=(name, str(root), queue))
-    child.start()
+    connections, children = {}, []
     try:
-        seconds = queue.get(timeout=600)
+        for name in CONTENDERS:
+            connections[name], theirs = context.Pipe()
+            child = context.Process(target=_serve, args=(name, str(root), theirs))
+            child.start()
+            children.append(child)
+        for name in CONTENDERS:
+            connections[name].recv()  # warmed up
+        num_blocks = len(_blocks(DATASET.build_df(root)))
+        best = {(name, b): float("inf") for name in CONTENDERS for b in range(num_blocks)}
+        turn = 0
+        for _ in range(PASSES):
+            for b in range(num_blocks):
+                for k in range(len(CONTENDERS)):
+                    name = CONTENDERS[(turn + k) % len(CONTENDERS)]
+                    connections[name].send(b)
+                    best[name, b] = min(best[name, b], connections[name].recv())
+                turn += 1
+        for name in CONTENDERS:
+            connections[name].send(None)
     finally:
-        child.join()
-    if child.exitcode:
-        raise RuntimeError(f"benchmark process for {name} exited with {child.exitcode}")
-    return seconds
+        for child in children:
+            child.join(timeout=60)
+            if child.is_alive():
+                child.terminate()
+    failed = [child.exitcode for child in children if child.exitcode]
+    if failed:
+        raise RuntimeError(f"benchmark processes exited with {failed}")
+    return {name: sum(best[name, b] for b in range(num_blocks)) for name in CONTENDERS}
 
 
 def main() -> None:
@@ -101,12 +132,7 @@ def main() -> None:
         root = generate(tmp / "synthetic", num_scenes=NUM_IMAGES, size=SIZE, progress=True)
         print(f"{NUM_IMAGES} images of {len(DATASET.BANDS)}x{SIZE}x{SIZE} uint8 in {root}; "
               f"{os.cpu_count()} cores", flush=True)
-        seconds = {name: float("inf") for name in CONTENDERS}
-        for round_ in range(ROUNDS):
-            for name in CONTENDERS:
-                seconds[name] = min(seconds[name], time_isolated(name, root))
-            print(f"round {round_ + 1}: " + ", ".join(
-                f"{name} {NUM_IMAGES / s:.0f}/s" for name, s in seconds.items()), flush=True)
+        seconds = measure(root)
         floor, plain, serial, floor_parallel, parallel = (NUM_IMAGES / seconds[name]
                                                           for name in CONTENDERS)
         print(f"images/s: floor {floor:.0f}, naive {plain:.0f}, ours {serial:.0f}; with "

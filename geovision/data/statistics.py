@@ -13,17 +13,16 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
+from geovision.data.histograms import band_counts, load_kernels
 from geovision.data.image_io import ImageReadError
 from geovision.data.splits import ROW_SPLITS, rows_in_split
 from geovision.data.transforms import unit_scale
@@ -174,16 +173,7 @@ def _integer_stats(image: np.ndarray, nodata: float | None, lo: int, bin_width: 
                    bins: int) -> BandStats:
     num_values = bins * bin_width
     values, squares = _value_table(lo, num_values)
-    # bincount needs non-negative indices: uint8 as is, the rest shifted by -min. torch's
-    # bincount takes uint8 directly; numpy's first widens every pixel to int64.
-    pixels = image.reshape(image.shape[0], -1)
-    if image.dtype != np.uint8:
-        pixels = np.subtract(pixels, lo, dtype=np.int32)
-    elif not pixels.flags.writeable:
-        pixels = pixels.copy()
-    with _single_threaded():
-        full = torch.stack([torch.bincount(band, minlength=num_values)
-                            for band in torch.from_numpy(pixels)]).numpy()
+    full = band_counts(image.reshape(image.shape[0], -1))
     if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
         if nodata != int(nodata) or not lo <= nodata < lo + num_values:
             raise ValueError(f"nodata={nodata} is not a value of {image.dtype} images.")
@@ -214,18 +204,6 @@ def _value_table(lo: int, num_values: int) -> tuple[np.ndarray, np.ndarray]:
     squares = values * values
     values.flags.writeable = squares.flags.writeable = False
     return values, squares
-
-
-@contextmanager
-def _single_threaded() -> Iterator[None]:
-    """Run torch ops on one thread: a threaded bincount of one band is slower than a serial
-    one, and on busy cores many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _float_stats(image: np.ndarray, nodata: float | None) -> BandStats:
@@ -309,11 +287,6 @@ class ImageStatistics:
 
 
 _WORKER: dict[str, Any] = {}
-
-
-def _init_worker(dataset: Any, nodata: float | None, bins_16bit: int, on_error: str) -> None:
-    torch.set_num_threads(1)  # one process per core already
-    _worker_state(dataset, nodata, bins_16bit, on_error)
 
 
 def _worker_state(dataset: Any, nodata: float | None, bins_16bit: int, on_error: str) -> None:
@@ -479,7 +452,8 @@ def compute_image_statistics(dataset_cls: type, root: str | os.PathLike, df: pd.
             size = CHUNK_SIZE
             pool = None
         else:
-            pool = multiprocessing.get_context().Pool(workers, _init_worker, init_args)
+            load_kernels()  # once here: forked workers inherit them
+            pool = multiprocessing.get_context().Pool(workers, _worker_state, init_args)
             size = max(1, min(CHUNK_SIZE, len(dataset) // (workers * 8)))
         chunks = [range(i, min(i + size, len(dataset))) for i in range(0, len(dataset), size)]
         results = (map if pool is None else pool.imap_unordered)(_image_rows, chunks)
