@@ -51,8 +51,8 @@ def naive(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 CONTENDERS = ("floor", "naive", "ours", "floor_parallel", "ours_parallel")
-BLOCK = 500  # images per timed block
-PASSES = 2  # timings of each block by each contender
+BLOCK = 1000  # images per timed block
+PASSES = 3  # timings of each block by each contender
 
 
 def contender(name: str, root: Path, df: pd.DataFrame) -> Callable[[], object]:

@@ -10,6 +10,8 @@ cached on disk (numba), so later processes load them in milliseconds.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
@@ -17,9 +19,8 @@ LANES = 8  # interleaved tables for 8-bit bands (8 x 256 int64 stays in the L1 c
 
 
 @numba.njit(cache=True, nogil=True)
-def _counts_8bit(pixels: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+def _counts_8bit(pixels: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     bands, n = pixels.shape
-    out = np.zeros((bands, 256), np.int64)
     tables = np.zeros((LANES, 256), np.int64)
     whole = n - n % LANES
     for band in range(bands):
@@ -30,44 +31,94 @@ def _counts_8bit(pixels: np.ndarray) -> np.ndarray:  # pragma: no cover - compil
                 tables[lane, row[i + lane]] += 1
         for i in range(whole, n):
             tables[0, row[i]] += 1
-        for lane in range(LANES):
-            for value in range(256):
-                out[band, value] += tables[lane, value]
-    return out
+        for value in range(256):
+            total = 0
+            for lane in range(LANES):
+                total += tables[lane, value]
+            out[band, value] = total
 
 
 @numba.njit(cache=True, nogil=True)
-def _counts_16bit(pixels: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+def _counts_16bit(pixels: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     bands, n = pixels.shape
-    out = np.zeros((bands, 65536), np.int64)
     for band in range(bands):
         row = pixels[band]
         counts = out[band]
+        counts[:] = 0
         for i in range(n):
             counts[row[i]] += 1
-    return out
 
 
-def band_counts(pixels: np.ndarray) -> np.ndarray:
+def band_counts(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """How often each value of the dtype occurs in each row of (bands, pixels) `pixels`.
 
     Returns (bands, 2**bits) int64 counts for 8- and 16-bit integer dtypes, column k counting
-    the value `iinfo(dtype).min + k`.
+    the value `iinfo(dtype).min + k`; written into `out` when given (a C-contiguous int64
+    array of that shape).
     """
     pixels = np.ascontiguousarray(pixels)
     if pixels.ndim != 2 or not np.issubdtype(pixels.dtype, np.integer) or (
             pixels.dtype.itemsize > 2):
         raise TypeError("band_counts expects (bands, pixels) of an 8- or 16-bit integer "
                         f"dtype, got {pixels.dtype} of shape {pixels.shape}.")
+    shape = (pixels.shape[0], 1 << (8 * pixels.dtype.itemsize))
+    if out is None:
+        out = np.empty(shape, np.int64)
+    elif out.shape != shape or out.dtype != np.int64 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous int64 array of shape {shape}, got "
+                         f"{out.dtype} {out.shape}.")
     unsigned = pixels.view(f"u{pixels.dtype.itemsize}")
-    counts = (_counts_8bit if pixels.dtype.itemsize == 1 else _counts_16bit)(unsigned)
+    (_counts_8bit if pixels.dtype.itemsize == 1 else _counts_16bit)(unsigned, out)
     if pixels.dtype.kind == "i":  # two's complement: the negative values come last unsigned
-        counts = np.roll(counts, counts.shape[1] // 2, axis=1)
-    return counts
+        out[:] = np.roll(out, shape[1] // 2, axis=1)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _summarise(counts: np.ndarray, lo: int, skip: int
+               ) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
+    rows, num_values = counts.shape
+    number, total, total_sq = np.zeros((3, rows), np.int64)
+    low, high = np.full(rows, -1, np.int64), np.full(rows, -1, np.int64)
+    for r in range(rows):
+        if 0 <= skip < num_values:
+            counts[r, skip] = 0
+        for k in range(num_values):
+            n = counts[r, k]
+            if n:
+                value = k + lo
+                number[r] += n
+                total[r] += n * value
+                total_sq[r] += n * value * value
+                if low[r] < 0:
+                    low[r] = k
+                high[r] = k
+    return number, total, total_sq, low, high
+
+
+class CountSummary(NamedTuple):
+    """Exact integer moments of value counts, one entry per row of the counts."""
+
+    number: np.ndarray  # values counted
+    total: np.ndarray  # their sum
+    total_sq: np.ndarray  # the sum of their squares
+    low: np.ndarray  # the column of the smallest value present (-1: none)
+    high: np.ndarray  # of the largest
+
+
+def summarise_counts(counts: np.ndarray, lo: int, skip: int | None = None) -> CountSummary:
+    """Number, sum, sum of squares, smallest and largest value of each row of (rows, values)
+    `counts`, where column k counts the value lo + k. The column of `skip` (nodata) is
+    zeroed first, in place. Sums are int64: exact for 16-bit values up to 2**31 per row."""
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.dtype != np.int64 or not counts.flags.c_contiguous:
+        raise ValueError("summarise_counts expects C-contiguous (rows, values) int64 counts, "
+                         f"got {counts.dtype} {counts.shape}.")
+    return CountSummary(*_summarise(counts, lo, -1 if skip is None else skip - lo))
 
 
 def load_kernels() -> None:
     """Compile or load the kernels now, so that processes forked afterwards inherit them
     rather than each paying numba's start-up (about half a second) on its first image."""
     for dtype in (np.uint8, np.uint16):
-        band_counts(np.zeros((1, 1), dtype))
+        summarise_counts(band_counts(np.zeros((1, 1), dtype)), 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geovision.data.histograms import band_counts, load_kernels
+from geovision.data.histograms import band_counts, load_kernels, summarise_counts
 
 
 def reference_counts(pixels: np.ndarray) -> np.ndarray:
@@ -48,3 +48,36 @@ def test_load_kernels_is_idempotent() -> None:
     load_kernels()
     np.testing.assert_array_equal(band_counts(np.array([[0, 255, 255]], np.uint8))[0, [0, 255]],
                                   [1, 2])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16])
+def test_summaries_are_exact(dtype: type) -> None:
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(info.min, info.max, (3, 5000), endpoint=True).astype(dtype)
+    pixels[1] = info.max  # every pixel is the nodata value below: an empty band
+    skip, lo = int(info.max), int(info.min)
+    counts = band_counts(pixels)
+    summary = summarise_counts(counts, lo, skip)
+    for band, row in enumerate(pixels.astype(object)):  # Python ints: exact reference
+        kept = [int(v) for v in row if v != skip]
+        assert summary.number[band] == len(kept)
+        assert summary.total[band] == sum(kept)
+        assert summary.total_sq[band] == sum(v * v for v in kept)
+        if kept:
+            assert summary.low[band] + lo == min(kept)
+            assert summary.high[band] + lo == max(kept)
+        else:
+            assert summary.low[band] == summary.high[band] == -1
+    assert counts[:, skip - lo].sum() == 0  # zeroed in place
+
+
+def test_counts_into_out_and_bad_out() -> None:
+    pixels = np.array([[1, 2, 2], [0, 0, 255]], np.uint8)
+    out = np.full((2, 256), 7, np.int64)  # overwritten, not added to
+    assert band_counts(pixels, out=out) is out
+    np.testing.assert_array_equal(out, reference_counts(pixels))
+    with pytest.raises(ValueError, match="C-contiguous int64 array of shape"):
+        band_counts(pixels, out=np.zeros((2, 256), np.int32))
+    with pytest.raises(ValueError, match="C-contiguous .rows, values. int64"):
+        summarise_counts(np.zeros((2, 256), np.int32), 0)

@@ -271,3 +271,27 @@ def test_check_statistics_reports_problems(small_root: Path) -> None:
     assert any("histogram that does not add up" in p for p in problems)
     assert check_statistics(table.iloc[:0], BANDS) == ["The statistics table has no rows."]
     assert "lacks columns" in check_statistics(table, ("swir",))[0]
+
+
+@pytest.mark.parametrize("read_ahead", [1, 3 * 4 * 64 * 64, 64 << 20])
+@pytest.mark.parametrize("nodata", [None, 0])
+def test_table_rows_equal_array_stats_of_each_image(small_root: Path, monkeypatch,
+                                                     read_ahead: int, nodata) -> None:
+    """Images counted in groups (any read-ahead) get exactly the rows array_stats gives."""
+    from geovision.data import statistics
+
+    monkeypatch.setattr(statistics, "READ_AHEAD_BYTES", read_ahead)
+    df = SyntheticSegmentation.build_df(small_root)
+    table = compute_image_statistics(SyntheticSegmentation, small_root, df, workers=1,
+                                     progress=False, nodata=nodata).table
+    dataset = SyntheticSegmentation(small_root, df=df, split="all")
+    assert len(table) == len(dataset)
+    for i in range(len(dataset)):
+        image, mask, df_idx = dataset.read_raw(i)
+        row, stats = table.loc[df_idx], array_stats(image, nodata)
+        for band, name in enumerate(BANDS):
+            for stat in ("count", "mean", "var", "min", "max"):
+                assert row[band_column(name, stat)] == getattr(stats, stat)[band]
+            np.testing.assert_array_equal(row[band_column(name, "hist")], stats.hist[band])
+        classes = mask_stats(mask, image, dataset.num_classes)["pixels"]
+        assert [row[class_column(c, "pixels")] for c in dataset.CLASS_NAMES] == list(classes)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from geovision.data.base import LABEL_SEPARATOR
 from geovision.data.datasets.common import DownloadedDataset, class_index, read_lines, snake_case
 from geovision.data.download import Resource
-from geovision.data.image_io import ImageReadError
+from geovision.data.image_io import ImageReadError, open_pixels
 
 FOLDER = "BigEarthNet-v1.0"
 # Bands in spectral order (there is no B10 in the L2A product).
@@ -136,7 +136,7 @@ class BigEarthNet(DownloadedDataset):
         for i, band in enumerate(BANDS):
             band_path = f"{prefix}_{band}.tif"
             try:
-                with rasterio.open(band_path) as src:
+                with open_pixels(band_path) as src:
                     out[i] = src.read(1, out_shape=(SIZE, SIZE), resampling=Resampling.bilinear)
             except rasterio.RasterioIOError as exc:
                 raise ImageReadError(f"Cannot read band file {band_path}: {exc}. It is missing "
