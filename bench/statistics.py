@@ -10,12 +10,14 @@ generated into a temporary folder and read from a warm page cache by every conte
 Ours runs once in-process (workers=1) against the serial baselines and once with 2 processes
 against the floor read by 2 processes, so each ratio compares equal parallelism.
 
-Shared machines drift by tens of percent within seconds, so the contenders take turns on
-blocks of BLOCK images (in a rotating order), each block is timed PASSES times, and each
-contender's figure is the sum over blocks of its best times. Each contender runs in a freshly
-spawned process of its own, kept for all its turns, with the allocator's default settings as
-a user's script has them: sharing a process, the naive loop's 2 MiB float64 frees would leave
-the next contender a heap to page-fault through again.
+Shared machines drift: on a 2-core VM the floor alone ranged 630-1,060 us per image within
+one run. So the contenders take turns: in each round every contender runs once over the same
+block of BLOCK images, in a rotating order, and each ratio is the median over the ROUNDS of
+the ratio within a round (contenders a few seconds apart see the same machine); rates are the
+median per contender. Each contender runs in a freshly spawned process of its own, kept for
+all its turns, with the allocator's default settings as a user's script has them: sharing a
+process, the naive loop's 2 MiB float64 frees would leave the next contender a heap to
+page-fault through again.
 """
 
 from __future__ import annotations
@@ -51,8 +53,12 @@ def naive(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 CONTENDERS = ("floor", "naive", "ours", "floor_parallel", "ours_parallel")
-BLOCK = 1000  # images per timed block
-PASSES = 3  # timings of each block by each contender
+BLOCK = 1000  # images per timed run
+ROUNDS = 10  # runs of each contender, alternating blocks
+
+
+BASELINE_NAMES = {"naive": "naive_float64_loop", "floor": "read_decode_floor",
+                  "floor_parallel": f"read_decode_floor_{WORKERS}proc"}
 
 
 def contender(name: str, root: Path, df: pd.DataFrame) -> Callable[[], object]:
@@ -91,8 +97,8 @@ def _blocks(df: pd.DataFrame) -> list[pd.DataFrame]:
     return [df.iloc[i:i + BLOCK] for i in range(0, len(df), BLOCK)]
 
 
-def measure(root: Path) -> dict[str, float]:
-    """Seconds per contender over all images: the best of PASSES per block, summed."""
+def measure(root: Path) -> list[dict[str, float]]:
+    """Seconds per image of every contender in each of ROUNDS rounds."""
     context = multiprocessing.get_context("spawn")
     connections, children = {}, []
     try:
@@ -103,16 +109,16 @@ def measure(root: Path) -> dict[str, float]:
             children.append(child)
         for name in CONTENDERS:
             connections[name].recv()  # warmed up
-        num_blocks = len(_blocks(DATASET.build_df(root)))
-        best = {(name, b): float("inf") for name in CONTENDERS for b in range(num_blocks)}
-        turn = 0
-        for _ in range(PASSES):
-            for b in range(num_blocks):
-                for k in range(len(CONTENDERS)):
-                    name = CONTENDERS[(turn + k) % len(CONTENDERS)]
-                    connections[name].send(b)
-                    best[name, b] = min(best[name, b], connections[name].recv())
-                turn += 1
+        blocks = _blocks(DATASET.build_df(root))
+        rounds = []
+        for turn in range(ROUNDS):
+            block = turn % len(blocks)
+            seconds = {}
+            for k in range(len(CONTENDERS)):
+                name = CONTENDERS[(turn + k) % len(CONTENDERS)]
+                connections[name].send(block)
+                seconds[name] = connections[name].recv() / len(blocks[block])
+            rounds.append(seconds)
         for name in CONTENDERS:
             connections[name].send(None)
     finally:
@@ -123,7 +129,12 @@ def measure(root: Path) -> dict[str, float]:
     failed = [child.exitcode for child in children if child.exitcode]
     if failed:
         raise RuntimeError(f"benchmark processes exited with {failed}")
-    return {name: sum(best[name, b] for b in range(num_blocks)) for name in CONTENDERS}
+    return rounds
+
+
+def median_ratio(rounds: list[dict[str, float]], ours: str, baseline: str) -> float:
+    """The median over rounds of baseline time over our time (higher is better for us)."""
+    return float(np.median([r[baseline] / r[ours] for r in rounds]))
 
 
 def main() -> None:
@@ -132,14 +143,22 @@ def main() -> None:
         root = generate(tmp / "synthetic", num_scenes=NUM_IMAGES, size=SIZE, progress=True)
         print(f"{NUM_IMAGES} images of {len(DATASET.BANDS)}x{SIZE}x{SIZE} uint8 in {root}; "
               f"{os.cpu_count()} cores", flush=True)
-        seconds = measure(root)
-        floor, plain, serial, floor_parallel, parallel = (NUM_IMAGES / seconds[name]
-                                                          for name in CONTENDERS)
-        print(f"images/s: floor {floor:.0f}, naive {plain:.0f}, ours {serial:.0f}; with "
-              f"{WORKERS} processes: floor {floor_parallel:.0f}, ours {parallel:.0f}", flush=True)
-        bench_line("statistics_vs_naive", serial, "images/s", "naive_float64_loop", plain, 3)
-        bench_line("statistics_vs_decode", serial, "images/s", "read_decode_floor", floor, 0.8)
-        bench_line(f"statistics_{WORKERS}proc_vs_decode", parallel, "images/s",
-                   f"read_decode_floor_{WORKERS}proc", floor_parallel, 0.8)
+        rounds = measure(root)
+        rate = {name: float(np.median([1 / r[name] for r in rounds])) for name in CONTENDERS}
+        print(f"images/s (median of {ROUNDS} rounds): floor {rate['floor']:.0f}, naive "
+              f"{rate['naive']:.0f}, ours {rate['ours']:.0f}; with {WORKERS} processes: floor "
+              f"{rate['floor_parallel']:.0f}, ours {rate['ours_parallel']:.0f}", flush=True)
+        for name in CONTENDERS:
+            rates = [1 / r[name] for r in rounds]
+            print(f"  {name}: {min(rates):.0f}-{max(rates):.0f} images/s across rounds")
+        # bench_line takes a value and a baseline; the baseline is set so that the printed
+        # ratio is the median within-round ratio.
+        for key, ours, baseline, goal in [
+                ("statistics_vs_naive", "ours", "naive", 3),
+                ("statistics_vs_decode", "ours", "floor", 0.8),
+                (f"statistics_{WORKERS}proc_vs_decode", "ours_parallel", "floor_parallel", 0.8)]:
+            ratio = median_ratio(rounds, ours, baseline)
+            bench_line(key, rate[ours], "images/s", BASELINE_NAMES[baseline],
+                       rate[ours] / ratio, goal)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
