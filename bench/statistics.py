@@ -11,8 +11,8 @@ Ours runs once in-process (workers=1) against the serial baselines and once with
 against the floor read by 2 processes, so each ratio compares equal parallelism.
 
 Shared machines drift: on a 2-core VM the floor alone ranged 630-1,060 us per image within
-one run. So the contenders take turns: in each round every contender runs once over the same
-block of BLOCK images, in a rotating order, and each ratio is the median over the ROUNDS of
+one run. So the contenders take turns: in each round every contender runs once over all the
+images, in a rotating order, and each ratio is the median over the ROUNDS of
 the ratio within a round (contenders a few seconds apart see the same machine); rates are the
 median per contender. Each contender runs in a freshly spawned process of its own, kept for
 all its turns, with the allocator's default settings as a user's script has them: sharing a
@@ -53,8 +53,7 @@ def naive(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 CONTENDERS = ("floor", "naive", "ours", "floor_parallel", "ours_parallel")
-BLOCK = 1000  # images per timed run
-ROUNDS = 10  # runs of each contender, alternating blocks
+ROUNDS = 8  # timed runs of each contender
 
 
 BASELINE_NAMES = {"naive": "naive_float64_loop", "floor": "read_decode_floor",
@@ -80,21 +79,18 @@ def contender(name: str, root: Path, df: pd.DataFrame) -> Callable[[], object]:
 
 
 def _serve(name: str, root: str, connection: Connection) -> None:
-    """Run contender `name` on each block of images the parent asks for; answer in seconds."""
+    """Run contender `name` over the images whenever the parent asks; answer in seconds."""
     # A spawned process would spawn its pools too (it inherits the start method); fork, as
     # a user's process on Linux does.
     multiprocessing.set_start_method("fork", force=True)
-    blocks = _blocks(DATASET.build_df(root))
-    for path in DATASET.build_df(root)["image_path"]:  # warm the readers and the page cache
+    df = DATASET.build_df(root)
+    for path in df["image_path"]:  # warm the readers and the page cache
         read_only(str(Path(root) / path))
-    contender(name, Path(root), blocks[0])()  # and imports, pools and compiled kernels
+    work = contender(name, Path(root), df)
+    work()  # and imports, pools and compiled kernels
     connection.send(0.0)
-    while (block := connection.recv()) is not None:
-        connection.send(best_of(contender(name, Path(root), blocks[block]), 1))
-
-
-def _blocks(df: pd.DataFrame) -> list[pd.DataFrame]:
-    return [df.iloc[i:i + BLOCK] for i in range(0, len(df), BLOCK)]
+    while connection.recv():
+        connection.send(best_of(work, 1))
 
 
 def measure(root: Path) -> list[dict[str, float]]:
@@ -109,18 +105,16 @@ def measure(root: Path) -> list[dict[str, float]]:
             children.append(child)
         for name in CONTENDERS:
             connections[name].recv()  # warmed up
-        blocks = _blocks(DATASET.build_df(root))
         rounds = []
         for turn in range(ROUNDS):
-            block = turn % len(blocks)
             seconds = {}
             for k in range(len(CONTENDERS)):
                 name = CONTENDERS[(turn + k) % len(CONTENDERS)]
-                connections[name].send(block)
-                seconds[name] = connections[name].recv() / len(blocks[block])
+                connections[name].send(True)
+                seconds[name] = connections[name].recv() / NUM_IMAGES
             rounds.append(seconds)
         for name in CONTENDERS:
-            connections[name].send(None)
+            connections[name].send(False)
     finally:
         for child in children:
             child.join(timeout=60)

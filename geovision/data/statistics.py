@@ -469,7 +469,8 @@ def compute_image_statistics(dataset_cls: type, root: str | os.PathLike, df: pd.
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error={on_error!r}; use one of {ON_ERROR}.")
-    dataset = dataset_cls(root, df=df, split="all")
+    # Missing files are reported per image like corrupt ones (or skipped with on_error).
+    dataset = dataset_cls(root, df=df, split="all", check_files=False)
     if workers is None:
         workers = os.cpu_count() or 1
     workers = max(1, min(workers, len(dataset)))

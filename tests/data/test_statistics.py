@@ -247,13 +247,19 @@ def test_bad_images_raise_naming_the_file_or_are_skipped(small_copy: Path, trunc
         compute_image_statistics(SyntheticClassification, small_copy, df, workers=2,
                                  progress=False)
     write_three_band(three_band)
+    missing = small_copy / df["image_path"][10]
+    missing.unlink()  # reported like a corrupt file, not refused up front
     result = compute_image_statistics(SyntheticClassification, small_copy, df, workers=2,
                                       progress=False, on_error="skip")
-    assert [Path(p) for p, _ in result.skipped] == [broken, three_band]
+    assert [Path(p) for p, _ in result.skipped] == [broken, three_band, missing]
     assert "has 3 bands but the dataset expects 4" in result.skipped[1][1]
-    assert len(result.table) == len(df) - 2 and 3 not in result.table.index
+    assert "not found" in result.skipped[2][1]
+    assert len(result.table) == len(df) - 3 and 3 not in result.table.index
     problems = check_statistics(result.table, BANDS, df)
-    assert len(problems) == 1 and "2 df rows have no statistics" in problems[0]
+    assert len(problems) == 1 and "3 df rows have no statistics" in problems[0]
+    with pytest.raises(ImageReadError, match=f"not found: {missing}"):
+        compute_image_statistics(SyntheticClassification, small_copy, df.drop(index=[3, 8]),
+                                 workers=1, progress=False)
     with pytest.raises(ValueError, match="on_error"):
         compute_image_statistics(SyntheticClassification, small_copy, df, on_error="ignore")
 
