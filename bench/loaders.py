@@ -8,16 +8,21 @@ one HDF5 file (uncompressed, the default) and one MDS folder, and read with batc
 - memory: a TensorDataset of the already transformed tensors, the ceiling.
 
 Every loader returns the same (image, label, df_idx) batches. Each runs with 0, 1 and 2
-workers (persistent, after a warm-up epoch) and is reported at its best. The process keeps
-freed memory for reuse (`keep_freed_memory`, as geovision's training does), so no contender
-page-faults through a fresh 64 MiB batch tensor every batch.
+workers (persistent, after a warm-up epoch). Shared machines drift, so the loaders take turns:
+each of ROUNDS rounds times one epoch of every loader, a source's rate in a round is that of
+its best worker count, and each ratio is the median over rounds of the ratio within a round;
+rates are medians too. The process keeps freed memory for reuse (`keep_freed_memory`, as
+geovision's training does), so no contender page-faults through a fresh 64 MiB batch tensor
+every batch.
 """
 
 from __future__ import annotations
 
 import shutil
+import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -34,7 +39,7 @@ NUM_IMAGES = 1024
 SIZE = 256
 BATCH = 64
 WORKER_COUNTS = (0, 1, 2)
-EPOCHS = 2
+ROUNDS = 5
 DATASET = SyntheticClassification
 
 
@@ -45,25 +50,33 @@ def make_loader(dataset: Dataset, workers: int) -> DataLoader:
                       persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
 
 
-def epoch_rate(dataset: Dataset, workers: int) -> float:
-    """Samples per second over the best of EPOCHS timed epochs, after a warm-up epoch."""
-    loader = make_loader(dataset, workers)
-    best = float("inf")
-    for epoch in range(EPOCHS + 1):
-        start = time.perf_counter()
-        count = sum(len(batch[2]) for batch in loader)
-        if epoch:
-            best = min(best, time.perf_counter() - start)
-    assert count == len(dataset)
-    return len(dataset) / best
+def epoch_rate(loader: DataLoader) -> float:
+    """Samples per second over one epoch."""
+    start = time.perf_counter()
+    count = sum(len(batch[2]) for batch in loader)
+    seconds = time.perf_counter() - start
+    assert count == NUM_IMAGES
+    return count / seconds
 
 
-def best_rate(name: str, dataset: Dataset) -> tuple[float, int]:
-    rates = {w: epoch_rate(dataset, w) for w in WORKER_COUNTS}
-    print(f"{name}: " + ", ".join(f"{w} workers {r:.0f}/s" for w, r in rates.items()),
-          flush=True)
-    workers = max(rates, key=rates.get)
-    return rates[workers], workers
+def measure(contenders: dict[str, Dataset]) -> list[dict[str, tuple[float, int]]]:
+    """Per round, each source's best rate over the worker counts, and that count."""
+    loaders = {(name, w): make_loader(ds, w) for name, ds in contenders.items()
+               for w in WORKER_COUNTS}
+    for loader in loaders.values():  # start the workers, warm the caches
+        epoch_rate(loader)
+    rounds = []
+    for turn in range(ROUNDS):
+        rates = {key: epoch_rate(loader) for key, loader in loaders.items()}
+        best = {}
+        for name in contenders:
+            workers = max(WORKER_COUNTS, key=lambda w, name=name: rates[name, w])
+            best[name] = (rates[name, workers], workers)
+        print(f"round {turn + 1}: " + "; ".join(
+            f"{name} " + ", ".join(f"{w}w {rates[name, w]:.0f}/s" for w in WORKER_COUNTS)
+            for name in contenders), flush=True)
+        rounds.append(best)
+    return rounds
 
 
 def in_memory(dataset: Dataset) -> TensorDataset:
@@ -88,15 +101,22 @@ def main() -> None:
             "mds": StreamingGeoDataset(str(mds.path), files.sample_transform),
             "memory": in_memory(files),
         }
-        results = {name: best_rate(name, ds) for name, ds in contenders.items()}
-        (files_rate, files_workers), (memory_rate, memory_workers) = (
-            results["files"], results["memory"])
+        rounds = measure(contenders)
+
+        def median_rate(name: str) -> tuple[float, int]:
+            workers = Counter(r[name][1] for r in rounds).most_common(1)[0][0]
+            return statistics.median(r[name][0] for r in rounds), workers
+
+        medians = {name: median_rate(name) for name in contenders}
+        print(f"samples/s, median of {ROUNDS} rounds (most often best worker count): "
+              + ", ".join(f"{n} {r:.0f} ({w}w)" for n, (r, w) in medians.items()), flush=True)
         for name in ("hdf", "mds"):
-            rate, workers = results[name]
-            label = f"loader_{name}_{workers}w"
-            bench_line(f"{label}_vs_files", rate, "samples/s", f"files_{files_workers}w",
-                       files_rate, 5)
-            bench_line(f"{label}_vs_memory", rate, "samples/s", f"memory_{memory_workers}w",
-                       memory_rate, 0.5)
+            rate, workers = medians[name]
+            # The printed ratio is the median within-round ratio: the baseline value passed
+            # is set to give it.
+            for baseline, goal in (("files", 5), ("memory", 0.5)):
+                ratio = statistics.median(r[name][0] / r[baseline][0] for r in rounds)
+                bench_line(f"loader_{name}_{workers}w_vs_{baseline}", rate, "samples/s",
+                           f"{baseline}_{medians[baseline][1]}w", rate / ratio, goal)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
