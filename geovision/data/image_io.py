@@ -20,7 +20,6 @@ RASTER_SUFFIXES = {".tif", ".tiff"}
 os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
 
 
-
 class ImageReadError(ValueError):
     """An image or mask file is missing, corrupt, truncated or of the wrong shape."""
 

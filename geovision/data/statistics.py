@@ -32,6 +32,7 @@ OBJECT_SIZE_BINS = 32  # object areas in [2**k, 2**(k+1)) pixels, k = 0..31
 ON_ERROR = ("raise", "skip")
 CHUNK_SIZE = 64  # images a worker takes at a time
 READ_AHEAD_BYTES = 8 << 20  # images read before their statistics are computed
+COUNTS_BYTES = 4 << 20  # value counts held for a group (a 16-bit image: 0.5 MiB per band)
 
 
 # ----- one array --------------------------------------------------------------------------------
@@ -351,13 +352,14 @@ def _image_rows(indices: Sequence[int]) -> tuple[list[_RowBlock], list[tuple[int
 
     A few images are read, then their statistics computed back to back: alternating one
     read and one computation per image keeps evicting the statistics code and data from the
-    CPU caches. READ_AHEAD_BYTES bounds the images held at once.
+    CPU caches. READ_AHEAD_BYTES bounds the images held at once, COUNTS_BYTES their value
+    counts.
     """
     dataset = _WORKER["dataset"]
     blocks: list[_RowBlock] = []
     skipped: list[tuple[int, tuple]] = []
     pending: list[tuple] = []
-    pending_bytes = 0
+    pending_bytes = pending_counts = 0
     for index in indices:
         try:
             sample = dataset.read_raw(index)
@@ -369,12 +371,21 @@ def _image_rows(indices: Sequence[int]) -> tuple[list[_RowBlock], list[tuple[int
             continue
         pending.append(sample)
         pending_bytes += sample[0].nbytes
-        if pending_bytes >= READ_AHEAD_BYTES:
+        pending_counts += _counts_bytes(sample[0])
+        if pending_bytes >= READ_AHEAD_BYTES or pending_counts >= COUNTS_BYTES:
             blocks.append(_row_block(dataset, pending))
-            pending, pending_bytes = [], 0
+            pending, pending_bytes, pending_counts = [], 0, 0
     if pending:
         blocks.append(_row_block(dataset, pending))
     return blocks, skipped
+
+
+def _counts_bytes(image: np.ndarray) -> int:
+    """Bytes of the int64 value counts of `image`'s bands while its group is summarised."""
+    dtype = np.asarray(image).dtype
+    if dtype.kind not in "iu" or dtype.itemsize > 2 or np.ndim(image) != 3:
+        return 0
+    return len(image) * (1 << (8 * dtype.itemsize)) * 8
 
 
 def _row_block(dataset: Any, samples: Sequence[tuple]) -> _RowBlock:
