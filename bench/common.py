@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 def bench_line(name: str, value: float, unit: str, baseline_name: str, baseline_value: float,
@@ -17,6 +18,16 @@ def bench_line(name: str, value: float, unit: str, baseline_name: str, baseline_
             f"goal={goal:g}")
     print(line, flush=True)
     return line
+
+
+def median_line(name: str, values: Sequence[float], unit: str, baseline_name: str,
+                baselines: Sequence[float], goal: float) -> str:
+    """`bench_line` for contenders timed in rounds (one value and one baseline per round,
+    higher is better): the median value, and as ratio the median of the ratios within a
+    round, which a machine drifting between rounds moves on both sides alike."""
+    ratio = statistics.median(v / b for v, b in zip(values, baselines, strict=True))
+    value = statistics.median(values)
+    return bench_line(name, value, unit, baseline_name, value / ratio, goal)
 
 
 def best_of(fn: Callable[[], object], repeats: int = 3) -> float:

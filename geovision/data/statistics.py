@@ -382,10 +382,8 @@ def _image_rows(indices: Sequence[int]) -> tuple[list[_RowBlock], list[tuple[int
 
 def _counts_bytes(image: np.ndarray) -> int:
     """Bytes of the int64 value counts of `image`'s bands while its group is summarised."""
-    dtype = np.asarray(image).dtype
-    if dtype.kind not in "iu" or dtype.itemsize > 2 or np.ndim(image) != 3:
-        return 0
-    return len(image) * (1 << (8 * dtype.itemsize)) * 8
+    layout = histogram_layout(image.dtype) if image.ndim == 3 else None
+    return 0 if layout is None else len(image) * layout[1] * layout[2] * 8
 
 
 def _row_block(dataset: Any, samples: Sequence[tuple]) -> _RowBlock:
