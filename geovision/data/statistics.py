@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from geovision.data.histograms import band_counts, load_kernels, summarise_counts
+from geovision.data.histograms import band_counter, band_counts, load_kernels, summarise_counts
 from geovision.data.image_io import ImageReadError
 from geovision.data.splits import ROW_SPLITS, rows_in_split
 from geovision.data.transforms import unit_scale
@@ -188,16 +188,23 @@ def _count_moments(counts: np.ndarray, dtype: np.dtype, nodata: float | None, lo
             raise ValueError(f"nodata={nodata} is not a value of {dtype} images.")
         skip = int(nodata)
     summary = summarise_counts(counts, lo, skip)
-    count = summary.number
+    count, total, total_sq = summary.number, summary.total, summary.total_sq
     low, high = (column.astype(np.float64) + lo for column in (summary.low, summary.high))
-    mean, m2 = np.full(len(count), np.nan), np.zeros(len(count))
-    sums = zip(count.tolist(), summary.total.tolist(), summary.total_sq.tolist(), strict=True)
-    for row, (n, s, ss) in enumerate(sums):  # Python ints: exact products below
-        if n == 0:
-            low[row] = high[row] = np.nan
-            continue
-        mean[row] = s / n  # Python int division rounds once, correctly
-        m2[row] = (n * ss - s * s) / n
+    empty = count == 0
+    low[empty] = high[empty] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if float(count.max(initial=0)) * float(total_sq.max(initial=0)) < 2.0**53:
+            # n * sum_sq - sum**2 and sum are exact float64 integers, so each value below is
+            # rounded once, as with Python ints (8-bit bands of up to 370,000 pixels at least)
+            mean = total / count
+            m2 = (count * total_sq - total * total) / count
+        else:  # Python ints: exact products, one rounding per division
+            mean, m2 = np.empty(len(count)), np.empty(len(count))
+            sums = zip(count.tolist(), total.tolist(), total_sq.tolist(), strict=True)
+            for row, (n, s, ss) in enumerate(sums):
+                mean[row] = s / n if n else np.nan
+                m2[row] = (n * ss - s * s) / n if n else 0.0
+    mean[empty], m2[empty] = np.nan, 0.0
     hist = counts.reshape(len(count), bins, bin_width).sum(axis=2) if bin_width > 1 else counts
     return count, mean, m2, low, high, hist
 
@@ -351,7 +358,7 @@ def _image_rows(indices: Sequence[int]) -> tuple[list[_RowBlock], list[tuple[int
     skipped: list[tuple[int, tuple]] = []
     uncounted: list[_ImageRow] = []  # images without value counts (float dtypes)
     group: _CountGroup | None = None
-    for index in indices:
+    for position, index in enumerate(indices):
         try:
             image, target, df_idx = dataset.read_raw(index)
         except ImageReadError as exc:
@@ -363,16 +370,16 @@ def _image_rows(indices: Sequence[int]) -> tuple[list[_RowBlock], list[tuple[int
         image = np.asarray(image)
         classes = (_class_columns(dataset, image, target) if dataset.TASK == "segmentation"
                    else None)
-        layout = (histogram_layout(image.dtype, _WORKER["bins_16bit"]) if image.ndim == 3
-                  else None)
-        if layout is None:
-            uncounted.append(_image_row(image, df_idx, classes))
-            continue
         if group is not None and not group.accepts(image):
             blocks.append(group.block())
             group = None
         if group is None:
-            group = _CountGroup(image, layout)
+            layout = (histogram_layout(image.dtype, _WORKER["bins_16bit"]) if image.ndim == 3
+                      else None)
+            if layout is None:
+                uncounted.append(_image_row(image, df_idx, classes))
+                continue
+            group = _CountGroup(image, layout, len(indices) - position)
         group.add(image, df_idx, classes)
         del image, target  # before the next read, which can then reuse this memory
         if group.full:
@@ -388,26 +395,28 @@ def _image_rows(indices: Sequence[int]) -> tuple[list[_RowBlock], list[tuple[int
 class _CountGroup:
     """Value counts of images of one integer dtype and band count, summarised in one call:
     per image, the Python around the summary cost a fifth as much as the count itself.
-    COUNTS_BYTES bounds the counts held (a 16-bit band has 65,536 of them)."""
+    At most `images`, and COUNTS_BYTES of counts (a 16-bit band has 65,536 of them)."""
 
-    def __init__(self, image: np.ndarray, layout: tuple[int, int, int]) -> None:
+    def __init__(self, image: np.ndarray, layout: tuple[int, int, int], images: int) -> None:
         self.dtype, self.num_bands, self.layout = image.dtype, image.shape[0], layout
+        self.count = band_counter(image.dtype)
         num_values = layout[1] * layout[2]
-        capacity = max(1, COUNTS_BYTES // (self.num_bands * num_values * 8))
+        capacity = min(images, max(1, COUNTS_BYTES // (self.num_bands * num_values * 8)))
         self.counts = np.empty((capacity, self.num_bands, num_values), np.int64)
         self.df_idx: list[Any] = []
         self.shapes: list[tuple[int, int]] = []
         self.classes: list[dict[str, Any] | None] = []
 
     def accepts(self, image: np.ndarray) -> bool:
-        return image.dtype == self.dtype and image.shape[0] == self.num_bands
+        return (image.ndim == 3 and image.dtype == self.dtype
+                and image.shape[0] == self.num_bands)
 
     @property
     def full(self) -> bool:
         return len(self.df_idx) == len(self.counts)
 
     def add(self, image: np.ndarray, df_idx: Any, classes: dict[str, Any] | None) -> None:
-        band_counts(image.reshape(self.num_bands, -1), out=self.counts[len(self.df_idx)])
+        self.count(image.reshape(self.num_bands, -1), self.counts[len(self.df_idx)])
         self.df_idx.append(df_idx)
         self.shapes.append(image.shape[1:])
         self.classes.append(classes)

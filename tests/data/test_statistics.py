@@ -70,6 +70,24 @@ def test_array_stats_equal_float64_reference(dtype: str) -> None:
         assert stats.min.min() < full.min + 64 and stats.max.max() > full.max - 64
 
 
+@pytest.mark.parametrize(("dtype", "shape"), [
+    ("uint8", (3, 64, 64)),  # n * sum of squares below 2**53: numpy integers
+    ("int16", (3, 64, 64)),
+    ("uint16", (3, 128, 128)),  # above 2**53: Python integers
+    ("uint8", (1, 1000, 1000))])
+def test_integer_mean_and_m2_are_the_exact_values_rounded_once(dtype: str, shape) -> None:
+    """Mean and m2 equal the exact rational values, correctly rounded, on both sides of the
+    shortcut taken when n * sum of squares fits a float64 exactly."""
+    from fractions import Fraction
+
+    image = random_image(dtype, np.random.default_rng(17), shape)
+    stats = array_stats(image)
+    for band, values in enumerate(image.reshape(shape[0], -1).astype(np.int64)):
+        n, total, total_sq = values.size, int(values.sum()), int((values * values).sum())
+        assert stats.mean[band] == float(Fraction(total, n))
+        assert stats.m2[band] == float(Fraction(n * total_sq - total * total, n))
+
+
 def test_array_stats_skip_nan_and_nodata() -> None:
     rng = np.random.default_rng(3)
     image = random_image("float32", rng)
