@@ -27,13 +27,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.common import best_of, median_line
+from bench.common import best_of, contenders_in_rounds, median_line
 from geovision.data.datasets.synthetic import SyntheticClassification, generate
 from geovision.data.statistics import compute_image_statistics
 
@@ -78,52 +77,13 @@ def contender(name: str, root: Path, df: pd.DataFrame) -> Callable[[], object]:
     }[name]
 
 
-def _serve(name: str, root: str, connection: Connection) -> None:
-    """Run contender `name` over the images whenever the parent asks; answer in seconds."""
-    # A spawned process would spawn its pools too (it inherits the start method); fork, as
-    # a user's process on Linux does.
-    multiprocessing.set_start_method("fork", force=True)
+def timed_contender(name: str, root: str) -> Callable[[], float]:
+    """Contender `name` over all the images under `root`, in seconds per image."""
     df = DATASET.build_df(root)
     for path in df["image_path"]:  # warm the readers and the page cache
         read_only(str(Path(root) / path))
     work = contender(name, Path(root), df)
-    work()  # and imports, pools and compiled kernels
-    connection.send(0.0)
-    while connection.recv():
-        connection.send(best_of(work, 1))
-
-
-def measure(root: Path) -> list[dict[str, float]]:
-    """Seconds per image of every contender in each of ROUNDS rounds."""
-    context = multiprocessing.get_context("spawn")
-    connections, children = {}, []
-    try:
-        for name in CONTENDERS:
-            connections[name], theirs = context.Pipe()
-            child = context.Process(target=_serve, args=(name, str(root), theirs))
-            child.start()
-            children.append(child)
-        for name in CONTENDERS:
-            connections[name].recv()  # warmed up
-        rounds = []
-        for turn in range(ROUNDS):
-            seconds = {}
-            for k in range(len(CONTENDERS)):
-                name = CONTENDERS[(turn + k) % len(CONTENDERS)]
-                connections[name].send(True)
-                seconds[name] = connections[name].recv() / NUM_IMAGES
-            rounds.append(seconds)
-        for name in CONTENDERS:
-            connections[name].send(False)
-    finally:
-        for child in children:
-            child.join(timeout=60)
-            if child.is_alive():
-                child.terminate()
-    failed = [child.exitcode for child in children if child.exitcode]
-    if failed:
-        raise RuntimeError(f"benchmark processes exited with {failed}")
-    return rounds
+    return lambda: best_of(work, 1) / NUM_IMAGES
 
 
 def main() -> None:
@@ -132,7 +92,7 @@ def main() -> None:
         root = generate(tmp / "synthetic", num_scenes=NUM_IMAGES, size=SIZE, progress=True)
         print(f"{NUM_IMAGES} images of {len(DATASET.BANDS)}x{SIZE}x{SIZE} uint8 in {root}; "
               f"{os.cpu_count()} cores", flush=True)
-        rounds = measure(root)
+        rounds = contenders_in_rounds(CONTENDERS, timed_contender, (str(root),), ROUNDS)
         rate = {name: float(np.median([1 / r[name] for r in rounds])) for name in CONTENDERS}
         print(f"images/s (median of {ROUNDS} rounds): floor {rate['floor']:.0f}, naive "
               f"{rate['naive']:.0f}, ours {rate['ours']:.0f}; with {WORKERS} processes: floor "
