@@ -21,7 +21,17 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from geovision.data.histograms import band_counter, band_counts, load_kernels, summarise_counts
+from geovision.data.histograms import (
+    HIGH,
+    LOW,
+    NUMBER,
+    SUMMARY_COLUMNS,
+    TOTAL,
+    TOTAL_SQ,
+    band_summaries,
+    band_summariser,
+    load_kernels,
+)
 from geovision.data.image_io import ImageReadError
 from geovision.data.splits import ROW_SPLITS, rows_in_split
 from geovision.data.transforms import unit_scale
@@ -31,7 +41,7 @@ STAT_NAMES = ("count", "mean", "var", "std", "min", "max")
 OBJECT_SIZE_BINS = 32  # object areas in [2**k, 2**(k+1)) pixels, k = 0..31
 ON_ERROR = ("raise", "skip")
 CHUNK_SIZE = 64  # images a worker takes at a time
-COUNTS_BYTES = 4 << 20  # value counts held for a group (a 16-bit image: 0.5 MiB per band)
+COUNTS_BYTES = 4 << 20  # histograms held for a group (65,536 bins: 0.5 MiB per band)
 
 
 # ----- one array --------------------------------------------------------------------------------
@@ -170,26 +180,27 @@ def array_stats(image: np.ndarray, nodata: float | None = None, *,
 
 def _integer_stats(image: np.ndarray, nodata: float | None, lo: int, bin_width: int,
                    bins: int) -> BandStats:
-    counts = band_counts(image.reshape(image.shape[0], -1))
-    count, mean, m2, low, high, hist = _count_moments(counts, image.dtype, nodata, lo,
-                                                      bin_width, bins)
+    skip = _integer_nodata(nodata, image.dtype, lo, bins * bin_width)
+    hist, summary = band_summaries(image.reshape(image.shape[0], -1), bin_width, skip)
+    count, mean, m2, low, high = _summary_moments(summary, lo)
     return BandStats(count=count, mean=mean, m2=m2, min=low, max=high, hist=hist, hist_lo=lo,
                      bin_width=bin_width)
 
 
-def _count_moments(counts: np.ndarray, dtype: np.dtype, nodata: float | None, lo: int,
-                   bin_width: int, bins: int) -> tuple[np.ndarray, ...]:
-    """count, mean, m2, min, max and the binned histogram of each row of (rows, 2**bits)
-    value counts, leaving out `nodata`: one row per band, of one image or of many."""
-    num_values = bins * bin_width
-    skip = None
-    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
-        if nodata != int(nodata) or not lo <= nodata < lo + num_values:
-            raise ValueError(f"nodata={nodata} is not a value of {dtype} images.")
-        skip = int(nodata)
-    summary = summarise_counts(counts, lo, skip)
-    count, total, total_sq = summary.number, summary.total, summary.total_sq
-    low, high = (column.astype(np.float64) + lo for column in (summary.low, summary.high))
+def _integer_nodata(nodata: float | None, dtype: np.dtype, lo: int, num_values: int
+                    ) -> int | None:
+    """The integer value left out of `dtype` images' statistics, if any (NaN: none)."""
+    if nodata is None or (isinstance(nodata, float) and math.isnan(nodata)):
+        return None
+    if nodata != int(nodata) or not lo <= nodata < lo + num_values:
+        raise ValueError(f"nodata={nodata} is not a value of {dtype} images.")
+    return int(nodata)
+
+
+def _summary_moments(summary: np.ndarray, lo: int) -> tuple[np.ndarray, ...]:
+    """count, mean, m2, min and max of each row of (rows, 5) band summaries."""
+    count, total, total_sq = summary[:, NUMBER], summary[:, TOTAL], summary[:, TOTAL_SQ]
+    low, high = (summary[:, column].astype(np.float64) + lo for column in (LOW, HIGH))
     empty = count == 0
     low[empty] = high[empty] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -205,8 +216,7 @@ def _count_moments(counts: np.ndarray, dtype: np.dtype, nodata: float | None, lo
                 mean[row] = s / n if n else np.nan
                 m2[row] = (n * ss - s * s) / n if n else 0.0
     mean[empty], m2[empty] = np.nan, 0.0
-    hist = counts.reshape(len(count), bins, bin_width).sum(axis=2) if bin_width > 1 else counts
-    return count, mean, m2, low, high, hist
+    return count.copy(), mean, m2, low, high
 
 
 def _float_stats(image: np.ndarray, nodata: float | None) -> BandStats:
@@ -393,16 +403,18 @@ def _image_rows(indices: Sequence[int]) -> tuple[list[_RowBlock], list[tuple[int
 
 
 class _CountGroup:
-    """Value counts of images of one integer dtype and band count, summarised in one call:
-    per image, the Python around the summary cost a fifth as much as the count itself.
-    At most `images`, and COUNTS_BYTES of counts (a 16-bit band has 65,536 of them)."""
+    """Histograms and band summaries of images of one integer dtype and band count, turned
+    into moments in one call: per image, the Python around it cost a fifth as much as the
+    count itself. At most `images`, and COUNTS_BYTES of histograms."""
 
     def __init__(self, image: np.ndarray, layout: tuple[int, int, int], images: int) -> None:
         self.dtype, self.num_bands, self.layout = image.dtype, image.shape[0], layout
-        self.count = band_counter(image.dtype)
-        num_values = layout[1] * layout[2]
-        capacity = min(images, max(1, COUNTS_BYTES // (self.num_bands * num_values * 8)))
-        self.counts = np.empty((capacity, self.num_bands, num_values), np.int64)
+        lo, bin_width, bins = layout
+        skip = _integer_nodata(_WORKER["nodata"], image.dtype, lo, bins * bin_width)
+        self.summarise = band_summariser(image.dtype, bin_width, skip)
+        capacity = min(images, max(1, COUNTS_BYTES // (self.num_bands * bins * 8)))
+        self.hist = np.empty((capacity, self.num_bands, bins), np.int64)
+        self.summary = np.empty((capacity, self.num_bands, SUMMARY_COLUMNS), np.int64)
         self.df_idx: list[Any] = []
         self.shapes: list[tuple[int, int]] = []
         self.classes: list[dict[str, Any] | None] = []
@@ -413,24 +425,25 @@ class _CountGroup:
 
     @property
     def full(self) -> bool:
-        return len(self.df_idx) == len(self.counts)
+        return len(self.df_idx) == len(self.hist)
 
     def add(self, image: np.ndarray, df_idx: Any, classes: dict[str, Any] | None) -> None:
-        self.count(image.reshape(self.num_bands, -1), self.counts[len(self.df_idx)])
+        slot = len(self.df_idx)
+        self.summarise(image.reshape(self.num_bands, -1), self.hist[slot], self.summary[slot])
         self.df_idx.append(df_idx)
         self.shapes.append(image.shape[1:])
         self.classes.append(classes)
 
     def block(self) -> _RowBlock:
         num_images = len(self.df_idx)
-        counts = self.counts[:num_images].reshape(num_images * self.num_bands, -1)
-        moments = _count_moments(counts, self.dtype, _WORKER["nodata"], *self.layout)
-        count, mean, m2, low, high, hist = (
-            array.reshape(num_images, self.num_bands, *array.shape[1:]) for array in moments)
+        summary = self.summary[:num_images].reshape(num_images * self.num_bands, -1)
+        count, mean, m2, low, high = (
+            column.reshape(num_images, self.num_bands)
+            for column in _summary_moments(summary, self.layout[0]))
         return _RowBlock(df_idx=self.df_idx, height=[h for h, _ in self.shapes],
                          width=[w for _, w in self.shapes],
                          dtype=[str(self.dtype)] * num_images, count=count, mean=mean, m2=m2,
-                         min=low, max=high, hist=hist,
+                         min=low, max=high, hist=self.hist[:num_images],
                          classes=None if self.classes[0] is None else self.classes)
 
 

@@ -243,6 +243,47 @@ def test_images_of_two_dtypes_keep_their_own_rows(small_root: Path, workers: int
     assert split_statistics(floats, "all", BANDS).hist is None  # moments only
 
 
+class _Unsigned16(SyntheticClassification):
+    """The scenes spread over the 16-bit range."""
+
+    @classmethod
+    def read_image(cls, path):
+        return super().read_image(path).astype(np.uint16) * 257
+
+
+class _Signed16(SyntheticClassification):
+    @classmethod
+    def read_image(cls, path):
+        return (super().read_image(path).astype(np.int32) * 257 - 32768).astype(np.int16)
+
+
+@pytest.mark.parametrize("dataset_cls", [_Unsigned16, _Signed16])
+@pytest.mark.parametrize(("counts_bytes", "bins"), [(1, 1024), (4 << 20, 256),
+                                                    (4 << 20, 65536)])
+def test_16bit_table_rows_equal_array_stats(small_root: Path, monkeypatch, dataset_cls: type,
+                                            counts_bytes: int, bins: int) -> None:
+    """16-bit images, summarised pixel by pixel into binned histograms, one per group or
+    many, with a nodata value: the rows array_stats gives."""
+    from geovision.data import statistics
+
+    monkeypatch.setattr(statistics, "COUNTS_BYTES", counts_bytes)
+    df = dataset_cls.build_df(small_root)
+    nodata = -32768 if dataset_cls is _Signed16 else 0  # scene value 0 in both
+    table = compute_image_statistics(dataset_cls, small_root, df, workers=1, progress=False,
+                                     nodata=nodata, bins_16bit=bins).table
+    assert set(table["dtype"]) == {"int16" if dataset_cls is _Signed16 else "uint16"}
+    counts = table[[band_column(b, "count") for b in BANDS]].to_numpy()
+    assert (counts < (table["height"] * table["width"]).to_numpy()[:, None]).any()  # nodata
+    for df_idx, row in table.iterrows():
+        stats = array_stats(dataset_cls.read_image(small_root / row["image_path"]), nodata,
+                            bins_16bit=bins)
+        assert stats.hist.shape[1] == bins
+        for band, name in enumerate(BANDS):
+            for stat in ("count", "mean", "var", "min", "max"):
+                assert row[band_column(name, stat)] == getattr(stats, stat)[band], df_idx
+            np.testing.assert_array_equal(row[band_column(name, "hist")], stats.hist[band])
+
+
 def test_means_and_std_devs_reproduce_the_recorded_ones(synthetic_root: Path) -> None:
     df = SyntheticClassification.build_df(synthetic_root)
     table = compute_image_statistics(SyntheticClassification, synthetic_root, df,
