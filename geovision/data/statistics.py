@@ -1,9 +1,9 @@
 """Exact per-band image statistics, per image and per split.
 
 Sampling pixels makes statistics irreproducible and integer data loses nothing to exactness, so
-every pixel counts: integer images (8 and 16 bit) go through one exact histogram per band, from
-which count, sum, sum of squares, min and max follow in integer arithmetic; float images take a
-float64 two-pass over the array already in memory. Images and splits merge with Chan's parallel
+every pixel counts: integer images (8 and 16 bit) get an exact histogram and the integer count,
+sum, sum of squares, min and max of each band in one compiled pass; float images take a float64
+two-pass over the array already in memory. Images and splits merge with Chan's parallel
 formula, so a split's statistics are computed from the per-image rows without reading any pixel
 again.
 """
