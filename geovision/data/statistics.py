@@ -41,7 +41,7 @@ STAT_NAMES = ("count", "mean", "var", "std", "min", "max")
 OBJECT_SIZE_BINS = 32  # object areas in [2**k, 2**(k+1)) pixels, k = 0..31
 ON_ERROR = ("raise", "skip")
 CHUNK_SIZE = 64  # images a worker takes at a time
-COUNTS_BYTES = 4 << 20  # histograms held for a group (65,536 bins: 0.5 MiB per band)
+HIST_BYTES = 4 << 20  # histograms held for a group (65,536 bins: 0.5 MiB per band)
 
 
 # ----- one array --------------------------------------------------------------------------------
@@ -366,8 +366,8 @@ def _image_rows(indices: Sequence[int]) -> tuple[list[_RowBlock], list[tuple[int
     dataset = _WORKER["dataset"]
     blocks: list[_RowBlock] = []
     skipped: list[tuple[int, tuple]] = []
-    uncounted: list[_ImageRow] = []  # images without value counts (float dtypes)
-    group: _CountGroup | None = None
+    float_rows: list[_ImageRow] = []  # images without histograms
+    group: _IntegerGroup | None = None
     for position, index in enumerate(indices):
         try:
             image, target, df_idx = dataset.read_raw(index)
@@ -387,9 +387,9 @@ def _image_rows(indices: Sequence[int]) -> tuple[list[_RowBlock], list[tuple[int
             layout = (histogram_layout(image.dtype, _WORKER["bins_16bit"]) if image.ndim == 3
                       else None)
             if layout is None:
-                uncounted.append(_image_row(image, df_idx, classes))
+                float_rows.append(_image_row(image, df_idx, classes))
                 continue
-            group = _CountGroup(image, layout, len(indices) - position)
+            group = _IntegerGroup(image, layout, len(indices) - position)
         group.add(image, df_idx, classes)
         del image, target  # before the next read, which can then reuse this memory
         if group.full:
@@ -397,22 +397,22 @@ def _image_rows(indices: Sequence[int]) -> tuple[list[_RowBlock], list[tuple[int
             group = None
     if group is not None:
         blocks.append(group.block())
-    if uncounted:
-        blocks.append(_RowBlock.from_rows(uncounted))
+    if float_rows:
+        blocks.append(_RowBlock.from_rows(float_rows))
     return blocks, skipped
 
 
-class _CountGroup:
+class _IntegerGroup:
     """Histograms and band summaries of images of one integer dtype and band count, turned
     into moments in one call: per image, the Python around it cost a fifth as much as the
-    count itself. At most `images`, and COUNTS_BYTES of histograms."""
+    count itself. At most `images`, and HIST_BYTES of histograms."""
 
     def __init__(self, image: np.ndarray, layout: tuple[int, int, int], images: int) -> None:
         self.dtype, self.num_bands, self.layout = image.dtype, image.shape[0], layout
         lo, bin_width, bins = layout
         skip = _integer_nodata(_WORKER["nodata"], image.dtype, lo, bins * bin_width)
         self.summarise = band_summariser(image.dtype, bin_width, skip)
-        capacity = min(images, max(1, COUNTS_BYTES // (self.num_bands * bins * 8)))
+        capacity = min(images, max(1, HIST_BYTES // (self.num_bands * bins * 8)))
         self.hist = np.empty((capacity, self.num_bands, bins), np.int64)
         self.summary = np.empty((capacity, self.num_bands, SUMMARY_COLUMNS), np.int64)
         self.df_idx: list[Any] = []
@@ -448,7 +448,7 @@ class _CountGroup:
 
 
 def _image_row(image: np.ndarray, df_idx: Any, classes: dict[str, Any] | None) -> _ImageRow:
-    """The statistics of one image without value counts."""
+    """The statistics of one image without a histogram (a float dtype)."""
     stats = array_stats(image, _WORKER["nodata"], bins_16bit=_WORKER["bins_16bit"])
     return _ImageRow(df_idx, image.shape[1], image.shape[2], str(image.dtype), stats, classes)
 

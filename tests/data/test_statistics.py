@@ -258,15 +258,15 @@ class _Signed16(SyntheticClassification):
 
 
 @pytest.mark.parametrize("dataset_cls", [_Unsigned16, _Signed16])
-@pytest.mark.parametrize(("counts_bytes", "bins"), [(1, 1024), (4 << 20, 256),
+@pytest.mark.parametrize(("hist_bytes", "bins"), [(1, 1024), (4 << 20, 256),
                                                     (4 << 20, 65536)])
 def test_16bit_table_rows_equal_array_stats(small_root: Path, monkeypatch, dataset_cls: type,
-                                            counts_bytes: int, bins: int) -> None:
+                                            hist_bytes: int, bins: int) -> None:
     """16-bit images, summarised pixel by pixel into binned histograms, one per group or
     many, with a nodata value: the rows array_stats gives."""
     from geovision.data import statistics
 
-    monkeypatch.setattr(statistics, "COUNTS_BYTES", counts_bytes)
+    monkeypatch.setattr(statistics, "HIST_BYTES", hist_bytes)
     df = dataset_cls.build_df(small_root)
     nodata = -32768 if dataset_cls is _Signed16 else 0  # scene value 0 in both
     table = compute_image_statistics(dataset_cls, small_root, df, workers=1, progress=False,
@@ -338,15 +338,15 @@ def test_check_statistics_reports_problems(small_root: Path) -> None:
     assert "lacks columns" in check_statistics(table, ("swir",))[0]
 
 
-@pytest.mark.parametrize("counts_bytes", [1, 5 * 4 * 256 * 8, 4 << 20])
+@pytest.mark.parametrize("hist_bytes", [1, 5 * 4 * 256 * 8, 4 << 20])
 @pytest.mark.parametrize("nodata", [None, 0])
 def test_table_rows_equal_array_stats_of_each_image(small_root: Path, monkeypatch,
-                                                     counts_bytes: int, nodata) -> None:
+                                                     hist_bytes: int, nodata) -> None:
     """Images summarised in groups of any size (one, five, all) get exactly the rows
     array_stats gives."""
     from geovision.data import statistics
 
-    monkeypatch.setattr(statistics, "COUNTS_BYTES", counts_bytes)
+    monkeypatch.setattr(statistics, "HIST_BYTES", hist_bytes)
     df = SyntheticSegmentation.build_df(small_root)
     table = compute_image_statistics(SyntheticSegmentation, small_root, df, workers=1,
                                      progress=False, nodata=nodata).table
