@@ -41,6 +41,9 @@ STAT_NAMES = ("count", "mean", "var", "std", "min", "max")
 OBJECT_SIZE_BINS = 32  # object areas in [2**k, 2**(k+1)) pixels, k = 0..31
 ON_ERROR = ("raise", "skip")
 CHUNK_SIZE = 64  # images a worker takes at a time
+# per row, the bins of the image's full histograms (0: none): a row stores only those from
+# its band's min to its max (16-bit reflectances use a tenth of the range)
+HIST_BINS = "hist_bins"
 HIST_BYTES = 4 << 20  # histograms held for a group (65,536 bins: 0.5 MiB per band)
 
 
@@ -335,6 +338,8 @@ class _RowBlock:
     max: np.ndarray
     hist: np.ndarray | None  # (n, C, bins) for integer images
     classes: list[dict[str, Any]] | None
+    hist_lo: int = 0  # the value counted by column 0 of `hist`
+    bin_width: int = 1
 
     @classmethod
     def from_rows(cls, rows: Sequence[_ImageRow]) -> _RowBlock:
@@ -349,9 +354,25 @@ class _RowBlock:
                    classes=None if rows[0].classes is None else [row.classes for row in rows])
 
     def band_hists(self, band: int) -> list[np.ndarray | None]:
+        """Each image's histogram of `band`, from the bin of its smallest value to the bin of
+        its largest (empty for a band without valid pixels)."""
         if self.hist is None:
             return [None] * len(self.df_idx)
-        return list(self.hist[:, band])
+        first, last = (_value_bins(values, self.hist_lo, self.bin_width)
+                       for values in (self.min[:, band], self.max[:, band]))
+        last[np.isnan(self.max[:, band])] = -1
+        bins = self.hist.shape[2]
+        return [row if (a, b) == (0, bins - 1) else row[a:b + 1].copy()
+                for row, a, b in zip(self.hist[:, band], first.tolist(), last.tolist(),
+                                     strict=True)]
+
+
+def _value_bins(values: np.ndarray, hist_lo: int, bin_width: int) -> np.ndarray:
+    """The histogram bin of each of `values` (float, exact integers), 0 for NaN."""
+    bins = np.zeros(len(values), np.int64)
+    valid = ~np.isnan(values)
+    bins[valid] = (values[valid].astype(np.int64) - hist_lo) // bin_width
+    return bins
 
 
 def _image_rows(indices: Sequence[int]) -> tuple[list[_RowBlock], list[tuple[int, tuple]]]:
@@ -444,7 +465,8 @@ class _IntegerGroup:
                          width=[w for _, w in self.shapes],
                          dtype=[str(self.dtype)] * num_images, count=count, mean=mean, m2=m2,
                          min=low, max=high, hist=self.hist[:num_images],
-                         classes=None if self.classes[0] is None else self.classes)
+                         classes=None if self.classes[0] is None else self.classes,
+                         hist_lo=self.layout[0], bin_width=self.layout[1])
 
 
 def _image_row(image: np.ndarray, df_idx: Any, classes: dict[str, Any] | None) -> _ImageRow:
@@ -467,8 +489,9 @@ def _class_columns(dataset: Any, image: np.ndarray, mask: np.ndarray) -> dict[st
 
 
 def _rows_table(blocks: list[_RowBlock], bands: Sequence[str]) -> pd.DataFrame:
-    """The per-image rows as columns: height, width, dtype, then per band the STAT_NAMES and
-    the histogram (where the images have one), then the segmentation columns."""
+    """The per-image rows as columns: height, width, dtype, HIST_BINS (where images have
+    histograms), then per band the STAT_NAMES and the histogram trimmed to the bins from the
+    band's min to its max, then the segmentation columns."""
     def joined(name: str) -> np.ndarray:
         return np.concatenate([getattr(block, name) for block in blocks])
 
@@ -480,6 +503,9 @@ def _rows_table(blocks: list[_RowBlock], bands: Sequence[str]) -> pd.DataFrame:
     columns: dict[str, Any] = {key: [v for block in blocks for v in getattr(block, key)]
                                for key in ("height", "width", "dtype")}
     with_hist = any(block.hist is not None for block in blocks)
+    if with_hist:
+        columns[HIST_BINS] = [0 if block.hist is None else block.hist.shape[2]
+                              for block in blocks for _ in block.df_idx]
     for band, name in enumerate(bands):
         columns.update({band_column(name, stat): values[stat][:, band] for stat in STAT_NAMES})
         if with_hist:
@@ -559,6 +585,33 @@ def _table_dtype(rows: pd.DataFrame) -> np.dtype:
     return np.dtype(dtypes[0])
 
 
+def _table_bins(rows: pd.DataFrame, hist_column: str) -> int:
+    """The bins of the full histograms of `rows` (one dtype): their HIST_BINS, or in tables
+    written before rows were trimmed, the length of every stored histogram."""
+    if HIST_BINS in rows:
+        bins = sorted(set(rows[HIST_BINS]))
+    else:
+        bins = sorted({len(h) for h in rows[hist_column]})
+    if len(bins) != 1:
+        raise ValueError(f"The statistics table mixes histograms of {bins} bins; recompute the "
+                         "statistics of the split with one bins_16bit.")
+    return int(bins[0])
+
+
+def _summed_hists(hists: list[np.ndarray], mins: pd.Series, lo: int, width: int,
+                  bins: int) -> np.ndarray:
+    """The sum of per-image histograms stored from the bin of each image's min (a full-length
+    one from bin 0), as (bins,) int64."""
+    lengths = np.array([len(h) for h in hists], np.int64)
+    if (lengths == bins).all():
+        return np.stack(hists).astype(np.int64).sum(axis=0)
+    first = np.where(lengths == bins, 0, _value_bins(mins.to_numpy(np.float64), lo, width))
+    starts = np.cumsum(lengths) - lengths  # of each histogram in the concatenation
+    position = np.arange(lengths.sum()) + np.repeat(first - starts, lengths)
+    values = np.concatenate(hists).astype(np.float64)  # counts: exact below 2**53
+    return np.rint(np.bincount(position, weights=values, minlength=bins)).astype(np.int64)
+
+
 def split_statistics(table: pd.DataFrame, split: str, bands: Sequence[str]) -> BandStats:
     """Statistics of every pixel of `split` (train, val, trainval, test, all), merged from the
     per-image rows of `table`, as if computed over the split's pixels at once."""
@@ -578,10 +631,11 @@ def split_statistics(table: pd.DataFrame, split: str, bands: Sequence[str]) -> B
     if all(c in rows.columns for c in hist_columns):
         dtype = _table_dtype(rows)  # one dtype: the same histogram layout (or none) per row
         if histogram_layout(dtype) is not None:
-            hist = np.stack([np.stack(rows[c].to_list()).astype(np.int64).sum(axis=0)
-                             for c in hist_columns])
-            layout = histogram_layout(dtype, bins_16bit=hist.shape[1])
-            lo, width = layout[0], layout[1]
+            bins = _table_bins(rows, hist_columns[0])
+            lo, width, _ = histogram_layout(dtype, bins_16bit=bins)
+            hist = np.stack([_summed_hists(rows[c].to_list(), rows[band_column(b, "min")],
+                                           lo, width, bins)
+                             for b, c in zip(bands, hist_columns, strict=True)])
     return BandStats(count=total, mean=mean, m2=m2, min=low, max=high, hist=hist, hist_lo=lo,
                      bin_width=width)
 

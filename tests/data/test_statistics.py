@@ -43,6 +43,15 @@ def reference(image: np.ndarray, nodata: float | None = None) -> dict[str, np.nd
     return {k: np.array(v) for k, v in out.items()}
 
 
+def stored_hist(stats: BandStats, band: int) -> np.ndarray:
+    """The part of `band`'s histogram a table row keeps: from its min's bin to its max's."""
+    if stats.count[band] == 0:
+        return stats.hist[band][:0]
+    first, last = ((int(v) - stats.hist_lo) // stats.bin_width
+                   for v in (stats.min[band], stats.max[band]))
+    return stats.hist[band][first:last + 1]
+
+
 def random_image(dtype: str, rng: np.random.Generator, shape=(4, 48, 40)) -> np.ndarray:
     if dtype == "float32":
         return rng.normal(3000.0, 25.0, size=shape).astype(np.float32)
@@ -277,11 +286,37 @@ def test_16bit_table_rows_equal_array_stats(small_root: Path, monkeypatch, datas
     for df_idx, row in table.iterrows():
         stats = array_stats(dataset_cls.read_image(small_root / row["image_path"]), nodata,
                             bins_16bit=bins)
-        assert stats.hist.shape[1] == bins
+        assert stats.hist.shape[1] == row["hist_bins"] == bins
         for band, name in enumerate(BANDS):
             for stat in ("count", "mean", "var", "min", "max"):
                 assert row[band_column(name, stat)] == getattr(stats, stat)[band], df_idx
-            np.testing.assert_array_equal(row[band_column(name, "hist")], stats.hist[band])
+            np.testing.assert_array_equal(row[band_column(name, "hist")],
+                                          stored_hist(stats, band))
+
+
+def test_rows_keep_histograms_from_min_to_max_and_old_tables_still_read(
+        small_root: Path) -> None:
+    """Rows store each band's histogram from its min's bin to its max's (nodata or a narrow
+    range leaves bins out); tables with full-length rows, as written before, give the same
+    split statistics."""
+    df = _Unsigned16.build_df(small_root)
+    table = compute_image_statistics(_Unsigned16, small_root, df, workers=1, progress=False,
+                                     nodata=0, bins_16bit=65536).table
+    lengths = [len(h) for h in table["red_hist"]]
+    assert max(lengths) < 65536 and set(table["hist_bins"]) == {65536}
+    full = table.drop(columns="hist_bins")
+    for band in BANDS:
+        full[band_column(band, "hist")] = [
+            np.pad(h, (int(low), 65536 - int(low) - len(h))) if len(h) else np.zeros(65536, int)
+            for h, low in zip(table[band_column(band, "hist")],
+                              table[band_column(band, "min")].fillna(0), strict=True)]
+    trimmed, old = (split_statistics(t, "all", BANDS) for t in (table, full))
+    np.testing.assert_array_equal(trimmed.hist, old.hist)
+    assert trimmed.hist.sum(axis=1).tolist() == trimmed.count.tolist()
+    mixed = table.copy()
+    mixed.loc[mixed.index[0], "hist_bins"] = 1024
+    with pytest.raises(ValueError, match="mixes histograms of"):
+        split_statistics(mixed, "all", BANDS)
 
 
 def test_means_and_std_devs_reproduce_the_recorded_ones(synthetic_root: Path) -> None:
@@ -358,6 +393,7 @@ def test_table_rows_equal_array_stats_of_each_image(small_root: Path, monkeypatc
         for band, name in enumerate(BANDS):
             for stat in ("count", "mean", "var", "min", "max"):
                 assert row[band_column(name, stat)] == getattr(stats, stat)[band]
-            np.testing.assert_array_equal(row[band_column(name, "hist")], stats.hist[band])
+            np.testing.assert_array_equal(row[band_column(name, "hist")],
+                                          stored_hist(stats, band))
         classes = mask_stats(mask, image, dataset.num_classes)["pixels"]
         assert [row[class_column(c, "pixels")] for c in dataset.CLASS_NAMES] == list(classes)
