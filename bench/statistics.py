@@ -8,7 +8,9 @@ generated into a temporary folder and read from a warm page cache by every conte
 - floor: read and decode only.
 
 Ours runs once in-process (workers=1) against the serial baselines and once with 2 processes
-against the floor read by 2 processes, so each ratio compares equal parallelism.
+against the floor read by 2 processes, so each ratio compares equal parallelism. A second set
+of the same scenes as 13-band 64 x 64 uint16 GeoTIFFs (Sentinel-2's bands, EuroSAT-MS's
+shape) times the 16-bit path (1,024-bin histograms) against its own read floor.
 
 Shared machines drift: on a 2-core VM the floor alone ranged 630-1,060 us per image within
 one run. So the contenders take turns: in each round every contender runs once over all the
@@ -31,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import rasterio
+from affine import Affine
 
 from bench.common import best_of, contenders_in_rounds, median_line
 from geovision.data.datasets.synthetic import SyntheticClassification, generate
@@ -40,6 +44,34 @@ NUM_IMAGES = 2000
 SIZE = 256
 WORKERS = 2
 DATASET = SyntheticClassification
+MS_SIZE = 64
+
+
+class Multispectral(SyntheticClassification):
+    """The synthetic scenes as 13-band uint16 images, written by `write_multispectral`."""
+
+    NAME = "synthetic_multispectral"
+    BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10",
+             "B11", "B12")
+    MEANS, STD_DEVS = (0.0,) * 13, (1.0,) * 13  # identity: nothing here is normalised
+
+
+def write_multispectral(root: Path, ms_root: Path) -> Path:
+    """Each scene of `root` cropped to MS_SIZE and spread over 13 uint16 bands (reflectances
+    in the low thousands, as Sentinel-2's), with the same labels."""
+    (ms_root / "images").mkdir(parents=True)
+    shutil.copy(root / "labels.csv", ms_root / "labels.csv")
+    rng = np.random.default_rng(0)
+    for path in sorted((root / "images").glob("*.tif")):
+        scene = DATASET.read_image(path)[:, :MS_SIZE, :MS_SIZE].astype(np.uint16)
+        bands = np.stack([scene[k % 4] * (8 + k) + 300 * k for k in range(13)])
+        bands += rng.integers(0, 64, bands.shape, dtype=np.uint16)
+        with rasterio.open(ms_root / "images" / path.name, "w", driver="GTiff", width=MS_SIZE,
+                           height=MS_SIZE, count=13, dtype="uint16", crs="EPSG:32633",
+                           transform=Affine.translation(500_000, 5_000_000)
+                           @ Affine.scale(10, -10)) as dst:
+            dst.write(bands)
+    return ms_root
 
 
 def read_only(path: str) -> int:
@@ -51,12 +83,14 @@ def naive(path: str) -> tuple[np.ndarray, np.ndarray]:
     return pixels.mean(axis=(1, 2)), pixels.std(axis=(1, 2))
 
 
-CONTENDERS = ("floor", "naive", "ours", "floor_parallel", "ours_parallel")
+CONTENDERS = ("floor", "naive", "ours", "floor_parallel", "ours_parallel", "floor_16bit",
+              "ours_16bit")
 ROUNDS = 8  # timed runs of each contender
 
 
 BASELINE_NAMES = {"naive": "naive_float64_loop", "floor": "read_decode_floor",
-                  "floor_parallel": f"read_decode_floor_{WORKERS}proc"}
+                  "floor_parallel": f"read_decode_floor_{WORKERS}proc",
+                  "floor_16bit": "read_decode_floor_16bit"}
 
 
 def contender(name: str, root: Path, df: pd.DataFrame) -> Callable[[], object]:
@@ -74,14 +108,20 @@ def contender(name: str, root: Path, df: pd.DataFrame) -> Callable[[], object]:
         "floor_parallel": read_in_pool,
         "ours_parallel": lambda: compute_image_statistics(DATASET, root, df, workers=WORKERS,
                                                           progress=False),
+        "floor_16bit": lambda: [Multispectral.read_image(p) for p in paths],
+        "ours_16bit": lambda: compute_image_statistics(Multispectral, root, df, workers=1,
+                                                       progress=False),
     }[name]
 
 
-def timed_contender(name: str, root: str) -> Callable[[], float]:
-    """Contender `name` over all the images under `root`, in seconds per image."""
-    df = DATASET.build_df(root)
+def timed_contender(name: str, root: str, ms_root: str) -> Callable[[], float]:
+    """Contender `name` over all the images (under `ms_root` for the 16-bit ones), in seconds
+    per image."""
+    dataset = Multispectral if name.endswith("_16bit") else DATASET
+    root = ms_root if name.endswith("_16bit") else root
+    df = dataset.build_df(root)
     for path in df["image_path"]:  # warm the readers and the page cache
-        read_only(str(Path(root) / path))
+        dataset.read_image(Path(root) / path)
     work = contender(name, Path(root), df)
     return lambda: best_of(work, 1) / NUM_IMAGES
 
@@ -92,18 +132,23 @@ def main() -> None:
         root = generate(tmp / "synthetic", num_scenes=NUM_IMAGES, size=SIZE, progress=True)
         print(f"{NUM_IMAGES} images of {len(DATASET.BANDS)}x{SIZE}x{SIZE} uint8 in {root}; "
               f"{os.cpu_count()} cores", flush=True)
-        rounds = contenders_in_rounds(CONTENDERS, timed_contender, (str(root),), ROUNDS)
+        ms_root = write_multispectral(root, tmp / "multispectral")
+        rounds = contenders_in_rounds(CONTENDERS, timed_contender, (str(root), str(ms_root)),
+                                      ROUNDS)
         rate = {name: float(np.median([1 / r[name] for r in rounds])) for name in CONTENDERS}
         print(f"images/s (median of {ROUNDS} rounds): floor {rate['floor']:.0f}, naive "
               f"{rate['naive']:.0f}, ours {rate['ours']:.0f}; with {WORKERS} processes: floor "
-              f"{rate['floor_parallel']:.0f}, ours {rate['ours_parallel']:.0f}", flush=True)
+              f"{rate['floor_parallel']:.0f}, ours {rate['ours_parallel']:.0f}; 13x{MS_SIZE}x"
+              f"{MS_SIZE} uint16: floor {rate['floor_16bit']:.0f}, ours {rate['ours_16bit']:.0f}",
+              flush=True)
         for name in CONTENDERS:
             rates = [1 / r[name] for r in rounds]
             print(f"  {name}: {min(rates):.0f}-{max(rates):.0f} images/s across rounds")
         for key, ours, baseline, goal in [
                 ("statistics_vs_naive", "ours", "naive", 3),
                 ("statistics_vs_decode", "ours", "floor", 0.8),
-                (f"statistics_{WORKERS}proc_vs_decode", "ours_parallel", "floor_parallel", 0.8)]:
+                (f"statistics_{WORKERS}proc_vs_decode", "ours_parallel", "floor_parallel", 0.8),
+                ("statistics_16bit_vs_decode", "ours_16bit", "floor_16bit", 0.8)]:
             median_line(key, [1 / r[ours] for r in rounds], "images/s",
                         BASELINE_NAMES[baseline], [1 / r[baseline] for r in rounds], goal)
     finally:
