@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -193,10 +194,13 @@ def read_split_pixels(root: Path, df: pd.DataFrame, split: str) -> np.ndarray:
     return np.concatenate([ds.read_raw(i)[0] for i in range(len(ds))], axis=1)
 
 
-def test_dataset_statistics_per_split(small_root: Path) -> None:
+def test_dataset_statistics_per_split(small_root: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     df = SyntheticClassification.build_df(small_root)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the workers' files go
     result = compute_image_statistics(SyntheticClassification, small_root, df, workers=2,
                                       progress=False)
+    assert list(tmp_path.iterdir()) == []
     table = result.table
     assert result.skipped == [] and len(table) == len(df)
     assert table.index.equals(df.index) and table["image_path"].equals(df["image_path"])
@@ -211,6 +215,10 @@ def test_dataset_statistics_per_split(small_root: Path) -> None:
                                       progress=False).table
     numeric = [band_column(b, s) for b in BANDS for s in ("count", "mean", "var", "min", "max")]
     pd.testing.assert_frame_equal(serial[numeric], table[numeric])
+    for band in BANDS:  # histograms that came back from the workers through files
+        for ours, theirs in zip(table[band_column(band, "hist")],
+                                serial[band_column(band, "hist")], strict=True):
+            np.testing.assert_array_equal(ours, theirs)
 
 
 def test_table_survives_parquet(small_root: Path, tmp_path: Path) -> None:
@@ -332,14 +340,19 @@ def test_means_and_std_devs_reproduce_the_recorded_ones(synthetic_root: Path) ->
     np.testing.assert_allclose(halved, np.array(means) / 2, rtol=1e-12)
 
 
-def test_bad_images_raise_naming_the_file_or_are_skipped(small_copy: Path, truncate,
-                                                         write_three_band) -> None:
+def test_bad_images_raise_naming_the_file_or_are_skipped(
+        small_copy: Path, truncate, write_three_band, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     df = SyntheticClassification.build_df(small_copy)
     broken, three_band = small_copy / df["image_path"][3], small_copy / df["image_path"][8]
     truncate(broken)
+    workers_files = tmp_path / "workers"
+    workers_files.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(workers_files))
     with pytest.raises(ImageReadError, match=str(broken)):
         compute_image_statistics(SyntheticClassification, small_copy, df, workers=2,
                                  progress=False)
+    assert list(workers_files.iterdir()) == []  # histograms of finished chunks removed too
     write_three_band(three_band)
     missing = small_copy / df["image_path"][10]
     missing.unlink()  # reported like a corrupt file, not refused up front
