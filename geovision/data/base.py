@@ -310,12 +310,13 @@ class GeoDataset(Dataset):
                      df: pd.DataFrame | None = None,
                      splits: tuple[str, ...] = ("train", "val", "test"),
                      **kwargs: Any) -> dict[str, Any]:
-        """Write `<out_dir>/<split>.h5` for each split; kwargs go to `write_hdf`."""
+        """Write `<out_dir>/<split>.h5` for each split; kwargs go to `write_hdf`. A missing
+        image stops the write naming the file, as a corrupt one does."""
         from geovision.data.shards.hdf import write_hdf
 
         df = cls.build_df(root) if df is None else df
-        return {split: write_hdf(cls(root, df=df, split=split), Path(out_dir) / f"{split}.h5",
-                                 **kwargs)
+        return {split: write_hdf(cls(root, df=df, split=split, check_files=False),
+                                 Path(out_dir) / f"{split}.h5", **kwargs)
                 for split in splits}
 
     @classmethod
@@ -324,12 +325,13 @@ class GeoDataset(Dataset):
                            splits: tuple[str, ...] = ("train", "val", "test"),
                            remote: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """Write the MDS folder `<out_dir>/<split>` (mirrored to `<remote>/<split>`) for each
-        split; kwargs go to `write_streaming`."""
+        split; kwargs go to `write_streaming`. A missing image stops the write naming the
+        file, as a corrupt one does."""
         from geovision.data.shards.streaming import write_streaming
 
         df = cls.build_df(root) if df is None else df
         return {split: write_streaming(
-                    cls(root, df=df, split=split), Path(out_dir) / split,
+                    cls(root, df=df, split=split, check_files=False), Path(out_dir) / split,
                     remote=None if remote is None else f"{remote.rstrip('/')}/{split}", **kwargs)
                 for split in splits}
 

@@ -220,3 +220,18 @@ def test_hdf_rows_are_copies_unless_views_are_asked_for(small_root: Path,
     assert all(c.flags.writeable for c in copies) and not any(v.flags.writeable for v in views)
     for got, index in zip(views, [2, 0], strict=True):
         np.testing.assert_array_equal(got, dataset.read_raw(index)[0])
+
+
+def test_a_missing_image_stops_a_dataset_write_naming_it(small_copy: Path,
+                                                         tmp_path: Path) -> None:
+    df = SyntheticClassification.build_df(small_copy)
+    missing = small_copy / df.loc[df["split"] == "val", "image_path"].iloc[1]
+    missing.unlink()
+    out = tmp_path / "out"
+    with pytest.raises(ImageReadError, match=f"not found: {missing}"):
+        SyntheticClassification.write_to_hdf(small_copy, out, df=df, splits=("val",),
+                                             progress=False)
+    with pytest.raises(ImageReadError, match=f"not found: {missing}"):
+        SyntheticClassification.write_to_streaming(small_copy, out, df=df, splits=("val",),
+                                                   progress=False)
+    assert leftovers(out) == []
