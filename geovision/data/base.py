@@ -232,10 +232,12 @@ class GeoDataset(Dataset):
         """The rows of `split`, with absolute paths and `df_idx` pointing back into `df`."""
         rows = df[rows_in_split(df["split"], split)].copy()
         rows.insert(0, "df_idx", rows.index.astype(np.int64))
+        base = os.fspath(root)
         for column in ("image_path", "mask_path"):
             if column in rows:
-                # os.path.join: pathlib's `/` cost 5 us a path, 2.5 s for 500,000 images
-                rows[column] = [os.path.join(root, p) for p in rows[column]]
+                # os.path.join on str over a list: pathlib's `/` cost 5 us a path (2.5 s for
+                # 500,000 images), iterating the Series and a Path root 1.4 us, this 0.5 us
+                rows[column] = [os.path.join(base, p) for p in rows[column].tolist()]
         return rows.reset_index(drop=True)
 
     # ----- reading ------------------------------------------------------------------------
