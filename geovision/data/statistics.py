@@ -45,7 +45,7 @@ OBJECT_SIZE_BINS = 32  # object areas in [2**k, 2**(k+1)) pixels, k = 0..31
 ON_ERROR = ("raise", "skip")
 # images a worker takes at a time, and at least 8 chunks a worker: each chunk's round trip
 # through a pool costs about a millisecond (2,000 images in 2 processes: 125-image chunks
-# 0.82x the read floor, 64-image ones 0.79-0.81x)
+# 0.80-0.82x the read floor, 64-image ones 0.78-0.81x)
 CHUNK_SIZE = 128
 # per row, the bins of the image's full histograms (0: none): a row stores only those from
 # its band's min to its max (a 12-band uint16 image of N(1500, 400) values: 47-54 of 1,024)
