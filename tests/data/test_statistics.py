@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -194,13 +195,25 @@ def read_split_pixels(root: Path, df: pd.DataFrame, split: str) -> np.ndarray:
     return np.concatenate([ds.read_raw(i)[0] for i in range(len(ds))], axis=1)
 
 
-def test_dataset_statistics_per_split(small_root: Path, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def temp_dirs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders made with tempfile.mkdtemp while the test runs (workers' histogram files)."""
+    made: list[str] = []
+    mkdtemp = tempfile.mkdtemp
+
+    def recording_mkdtemp(*args: Any, **kwargs: Any) -> str:
+        made.append(mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", recording_mkdtemp)
+    return made
+
+
+def test_dataset_statistics_per_split(small_root: Path, temp_dirs: list[str]) -> None:
     df = SyntheticClassification.build_df(small_root)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the workers' files go
     result = compute_image_statistics(SyntheticClassification, small_root, df, workers=2,
                                       progress=False)
-    assert list(tmp_path.iterdir()) == []
+    assert len(temp_dirs) == 1 and not Path(temp_dirs[0]).exists()
     table = result.table
     assert result.skipped == [] and len(table) == len(df)
     assert table.index.equals(df.index) and table["image_path"].equals(df["image_path"])
@@ -341,18 +354,15 @@ def test_means_and_std_devs_reproduce_the_recorded_ones(synthetic_root: Path) ->
 
 
 def test_bad_images_raise_naming_the_file_or_are_skipped(
-        small_copy: Path, truncate, write_three_band, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        small_copy: Path, truncate, write_three_band, temp_dirs: list[str]) -> None:
     df = SyntheticClassification.build_df(small_copy)
     broken, three_band = small_copy / df["image_path"][3], small_copy / df["image_path"][8]
     truncate(broken)
-    workers_files = tmp_path / "workers"
-    workers_files.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(workers_files))
     with pytest.raises(ImageReadError, match=str(broken)):
         compute_image_statistics(SyntheticClassification, small_copy, df, workers=2,
                                  progress=False)
-    assert list(workers_files.iterdir()) == []  # histograms of finished chunks removed too
+    # the workers' folder goes, with the histograms of chunks finished before the error
+    assert len(temp_dirs) == 1 and not Path(temp_dirs[0]).exists()
     write_three_band(three_band)
     missing = small_copy / df["image_path"][10]
     missing.unlink()  # reported like a corrupt file, not refused up front
