@@ -43,7 +43,6 @@ def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
     return min(times)
 
 
-
 def contenders_in_rounds(names: Sequence[str], factory: Callable[..., Callable[[], Any]],
                          args: tuple, rounds: int) -> list[dict[str, Any]]:
     """Run each contender's work `rounds` times, in turns, and return per round

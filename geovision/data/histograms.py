@@ -22,7 +22,7 @@ LANES = 8  # interleaved tables for 8-bit bands
 LANE_BLOCK = 1 << 32  # pixels counted before the int32 tables are added up: 2**29 per lane
 # columns of a band's summary; LOW and HIGH are offsets from the dtype's minimum, -1: none
 NUMBER, TOTAL, TOTAL_SQ, LOW, HIGH = range(5)
-SUMMARY_COLUMNS = 5
+SUMMARY_COLUMNS = HIGH + 1
 
 Summariser = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
 
@@ -36,6 +36,16 @@ def _fill_lanes(row: np.ndarray, tables: np.ndarray) -> None:  # pragma: no cove
             tables[lane, row[i + lane]] += 1
     for i in range(whole, n):
         tables[0, row[i]] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _store_summary(row: np.ndarray, number: int, total: int, total_sq: int, low: int,
+                   high: int) -> None:  # pragma: no cover - compiled
+    row[NUMBER] = number
+    row[TOTAL] = total
+    row[TOTAL_SQ] = total_sq
+    row[LOW] = low
+    row[HIGH] = high
 
 
 @numba.njit(cache=True, nogil=True)
@@ -70,11 +80,7 @@ def _summaries_8bit(pixels: np.ndarray, flip: int, lo: int, skip: int, block: in
                 if low < 0:
                     low = k
                 high = k
-        summary[band, NUMBER] = number
-        summary[band, TOTAL] = total
-        summary[band, TOTAL_SQ] = total_sq
-        summary[band, LOW] = low
-        summary[band, HIGH] = high
+        _store_summary(summary[band], number, total, total_sq, low, high)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -100,11 +106,7 @@ def _summaries_16bit(pixels: np.ndarray, flip: int, lo: int, skip: int, shift: i
             high = max(high, k)
         if number == 0:
             low = -1
-        summary[band, NUMBER] = number
-        summary[band, TOTAL] = total
-        summary[band, TOTAL_SQ] = total_sq
-        summary[band, LOW] = low
-        summary[band, HIGH] = high
+        _store_summary(summary[band], number, total, total_sq, low, high)
 
 
 def band_summariser(dtype: np.dtype, bin_width: int = 1, skip: int | None = None

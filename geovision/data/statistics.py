@@ -207,7 +207,7 @@ def _integer_nodata(nodata: float | None, dtype: np.dtype, lo: int, num_values: 
 
 
 def _summary_moments(summary: np.ndarray, lo: int) -> tuple[np.ndarray, ...]:
-    """count, mean, m2, min and max of each row of (rows, 5) band summaries."""
+    """count, mean, m2, min and max of each row of (rows, SUMMARY_COLUMNS) band summaries."""
     count, total, total_sq = summary[:, NUMBER], summary[:, TOTAL], summary[:, TOTAL_SQ]
     low, high = (summary[:, column].astype(np.float64) + lo for column in (LOW, HIGH))
     empty = count == 0
