@@ -1,0 +1,142 @@
+"""Where every artifact lives under the artifact root: the one place that builds those paths.
+
+Every library function, asset, CLI command and benchmark asks a `Layout` rather than joining
+folder names itself, so the tree below is true by construction:
+
+    <home>/datasets/<name>/                      raw files
+    <home>/manifests/<name>.sha256.json          sha256 of every raw file
+    <home>/index/<name>.parquet                  the df
+    <home>/statistics/<name>/                    per_image.parquet, summary.json
+    <home>/eda/<name>/                           plots and summary.md
+    <home>/shards/<name>/{hdf,mds}/              one file / MDS folder per split
+    <home>/features/<name>/                      region features (Arrow)
+    <home>/runs/<project>/<name>/<stamp>/        a training run and its evaluations
+    <home>/models/<dataset>/<recipe>.json        the partition's latest trained model
+    <home>/attribution/<dataset>/<recipe>/       attribution maps and report
+    <home>/weights/<model>/                      ported weights and their manifest
+    <home>/satellite/scenes/<provider>/<key>/    a scene's files, COG, quicklook, manifest
+    <home>/satellite/inbox/<provider>/           delivered zips and links.txt
+    <home>/satellite/quota.sqlite                the daily quota ledger
+    <home>/predictions/<recipe>/<provider>/<key>/ a scene's prediction COG and quicklook
+    <home>/cache/                                scratch that can be rebuilt (MDS caches)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "GEOVISION_HOME"
+DEFAULT_HOME_NAME = ".geovision_home"
+SHARD_FORMATS = ("hdf", "mds")
+
+
+def geovision_home(override: str | os.PathLike | None = None) -> Path:
+    """Return the artifact root: `override`, else `$GEOVISION_HOME`, else `./.geovision_home`.
+
+    The folder is created if needed and returned as an absolute path, so artifacts recorded in
+    metadata stay valid whichever directory a later process runs from.
+    """
+    raw = override if override is not None else os.environ.get(HOME_ENV)
+    root = Path(raw) if raw else Path.cwd() / DEFAULT_HOME_NAME
+    root = root.expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _safe_part(value: str, what: str) -> str:
+    """A path component taken from a name a user gave: no separators, no '..'."""
+    text = str(value)
+    if not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text:
+        raise ValueError(f"{what} {value!r} cannot be used as a folder name: use a plain name "
+                         "without '/', '\\' or '..'")
+    return text
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The artifact tree under one root; `Layout()` resolves the root like `geovision_home`."""
+
+    home: Path
+
+    def __init__(self, home: str | os.PathLike | None = None) -> None:
+        object.__setattr__(self, "home", geovision_home(home))
+
+    # ----- datasets ----------------------------------------------------------------------
+    def datasets(self) -> Path:
+        return self.home / "datasets"
+
+    def dataset(self, name: str) -> Path:
+        return self.datasets() / _safe_part(name, "dataset name")
+
+    def manifest(self, name: str) -> Path:
+        return self.home / "manifests" / f"{_safe_part(name, 'dataset name')}.sha256.json"
+
+    def index(self, name: str) -> Path:
+        return self.home / "index" / f"{_safe_part(name, 'dataset name')}.parquet"
+
+    def statistics(self, name: str) -> Path:
+        return self.home / "statistics" / _safe_part(name, "dataset name")
+
+    def eda(self, name: str) -> Path:
+        return self.home / "eda" / _safe_part(name, "dataset name")
+
+    def shards(self, name: str, format: str) -> Path:
+        if format not in SHARD_FORMATS:
+            raise ValueError(f"shard format {format!r} is not one of {', '.join(SHARD_FORMATS)}")
+        return self.home / "shards" / _safe_part(name, "dataset name") / format
+
+    def features(self, name: str) -> Path:
+        return self.home / "features" / _safe_part(name, "dataset name")
+
+    # ----- training and analysis ---------------------------------------------------------
+    def runs(self, project: str | None = None, name: str | None = None) -> Path:
+        root = self.home / "runs"
+        if project is None:
+            return root
+        root = root / _safe_part(project, "project")
+        return root if name is None else root / _safe_part(name, "run name")
+
+    def model_record(self, dataset: str, recipe: str) -> Path:
+        return (self.home / "models" / _safe_part(dataset, "dataset name")
+                / f"{_safe_part(recipe, 'recipe')}.json")
+
+    def attribution(self, dataset: str, recipe: str) -> Path:
+        return (self.home / "attribution" / _safe_part(dataset, "dataset name")
+                / _safe_part(recipe, "recipe"))
+
+    def weights(self, model: str) -> Path:
+        return self.home / "weights" / _safe_part(model, "model name")
+
+    # ----- satellite and inference -------------------------------------------------------
+    def satellite(self) -> Path:
+        return self.home / "satellite"
+
+    def scenes(self, provider: str) -> Path:
+        return self.satellite() / "scenes" / _safe_part(provider, "provider")
+
+    def scene(self, provider: str, key: str) -> Path:
+        return self.scenes(provider) / _safe_part(key, "scene key")
+
+    def inbox(self, provider: str) -> Path:
+        return self.satellite() / "inbox" / _safe_part(provider, "provider")
+
+    def quota_ledger(self) -> Path:
+        return self.satellite() / "quota.sqlite"
+
+    def predictions(self, recipe: str, provider: str, key: str) -> Path:
+        return (self.home / "predictions" / _safe_part(recipe, "recipe")
+                / _safe_part(provider, "provider") / _safe_part(key, "scene key"))
+
+    # ----- scratch -----------------------------------------------------------------------
+    def cache(self, *parts: str) -> Path:
+        path = self.home / "cache"
+        for part in parts:
+            path = path / _safe_part(part, "cache folder")
+        return path
+
+    def mds_cache(self, name: str, split: str | None = None) -> Path:
+        """Local cache of MosaicML streaming for one dataset's MDS shards, one folder a split."""
+        path = self.cache("mds", name)
+        return path if split is None else path / _safe_part(split, "split")
