@@ -90,6 +90,7 @@ class StacProvider:
         from pystac_client import Client
         from pystac_client.exceptions import APIError
 
+        self.auth.headers_for(self.url)  # missing credentials: AuthError here, not wrapped
         try:
             client = Client.open(self.url, request_modifier=self.auth.modify,
                                  timeout=self.timeout_s)

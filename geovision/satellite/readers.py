@@ -151,7 +151,7 @@ def read_prisma(path: str | Path) -> Product:
                 yield plane
 
     bands = tuple(Band(p[2], p[0], p[1] or None) for p in parts)
-    transform = Affine.translation(east, north) * Affine.scale(30.0, -30.0)
+    transform = Affine.translation(east, north) @ Affine.scale(30.0, -30.0)
     return Product(bands, int(cols), int(rows), CRS.from_epsg(epsg), transform, acquired,
                    "surface_reflectance", {"level": level, "epsg": epsg}, planes)
 
