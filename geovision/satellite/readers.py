@@ -213,12 +213,13 @@ def read_enmap(folder: str | Path) -> Product:
 
     def planes() -> Iterator[np.ndarray]:
         with rasterio.open(image) as src:
-            for i in order:
-                dn = src.read(i + 1)
-                gain, offset = gains[i]
-                plane = dn.astype(np.float32) * np.float32(gain) + np.float32(offset)
-                plane[dn == nodata] = np.nan
-                yield plane
+            cube = src.read()  # one pass: pixel-interleaved tiles hold every band
+        for i in order:
+            dn = cube[i]
+            gain, offset = gains[i]
+            plane = dn.astype(np.float32) * np.float32(gain) + np.float32(offset)
+            plane[dn == nodata] = np.nan
+            yield plane
 
     return Product(tuple(bands[i] for i in order), width, height, crs, transform, acquired,
                    "surface_reflectance", {"nodata": nodata}, planes)
@@ -417,7 +418,8 @@ def write_scene(product: Product, dest: Path, *, provider: str, scene_key: str) 
     profile = {"driver": "COG", "width": product.width, "height": product.height,
                "count": len(product.bands), "dtype": "float32", "crs": product.crs,
                "transform": product.transform, "nodata": float("nan"), "compress": "deflate",
-               "predictor": 3, "BIGTIFF": "IF_SAFER"}
+               "predictor": 3, "BIGTIFF": "IF_SAFER",
+               "blocksize": cog_blocksize(product.width, product.height)}
     with atomic_file(dest / SCENE_FILE) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             for i, plane in enumerate(product.planes(), 1):
@@ -441,6 +443,13 @@ def write_scene(product: Product, dest: Path, *, provider: str, scene_key: str) 
                     dst.update_tags(i, **tags)
     quicklook = write_quicklook([kept[i] for i in picks], dest / QUICKLOOK_FILE)
     return {"scene": dest / SCENE_FILE, "quicklook": quicklook, "bands": len(product.bands)}
+
+
+def cog_blocksize(width: int, height: int) -> int:
+    """Tile size: 256, or the smallest multiple of 16 that holds a small image. Tiles are
+    pixel-interleaved, so each holds every band: a 512 tile of 224 float32 bands is 235 MB
+    to encode even when the image is 6 x 5 (3 s where 16 px takes 0.03 s)."""
+    return min(256, max(16, -(-max(width, height) // 16) * 16))
 
 
 def _true_colour(wavelengths: Sequence[float | None]) -> list[int]:

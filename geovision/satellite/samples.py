@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from geovision.hashing import sha256_file
+from geovision.satellite.readers import cog_blocksize
 
 ENMAP_COLLECTION = "ENMAP_HSI_L2A"
 WORLDVIEW_COLLECTION = "wv03-vnir"
@@ -105,6 +106,7 @@ def make_enmap(dest: Path, product_id: str, acquired: datetime, *, width: int = 
     folder = dest / product_id
     folder.mkdir(parents=True, exist_ok=True)
     profile = {"driver": "COG", "width": width, "height": height, "crs": "EPSG:32632",
+               "blocksize": cog_blocksize(width, height),
                "transform": from_origin(600000.0, 5300010.0, 30.0, 30.0)}
     data = rng.integers(0, 10000, size=(bands, height, width), dtype=np.int16)
     data[:, 0, 0] = -32768

@@ -48,6 +48,7 @@ class FileServerState:
     users: dict[str, str] = field(default_factory=dict)  # user -> password
     denied: set[str] = field(default_factory=set)  # users without the download permission
     login_redirect: bool = False  # unauthenticated: 302 to an HTML login page
+    public: tuple[str, ...] = ()  # fnmatch patterns of paths served without credentials
     faults: list[Fault] = field(default_factory=list)
     log: list[tuple[str, str | None, int]] = field(default_factory=list)  # path, Range, status
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -103,7 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/login":
             self._simple(200, LOGIN_PAGE, content_type="text/html; charset=utf-8")
             return
-        if self.state.users:
+        if self.state.users and not any(fnmatch.fnmatch(path, p) for p in self.state.public):
             user = self._user()
             if user is None:
                 if self.state.login_redirect:
@@ -183,9 +184,9 @@ class FileServer:
 
     def __init__(self, root: Path, *, users: dict[str, str] | None = None,
                  denied: set[str] | None = None, login_redirect: bool = False,
-                 port: int = 0) -> None:
+                 public: tuple[str, ...] = (), port: int = 0) -> None:
         self.state = FileServerState(Path(root), dict(users or {}), set(denied or ()),
-                                     login_redirect)
+                                     login_redirect, tuple(public))
         handler = type("Handler", (_Handler,), {"state": self.state})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True

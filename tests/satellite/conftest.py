@@ -39,7 +39,8 @@ def require_stac_python() -> Path:
 def file_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("download-host")
     with FileServer(root, users={USER: PASSWORD, DENIED_USER: "pw"},
-                    denied={DENIED_USER}, login_redirect=True) as server:
+                    denied={DENIED_USER}, login_redirect=True,
+                    public=("/Products/*",)) as server:  # PRISMA links carry a token
         yield server
 
 

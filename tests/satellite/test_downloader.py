@@ -18,7 +18,7 @@ from tests.satellite.conftest import DENIED_USER, PASSWORD, USER, T0
 @pytest.fixture()
 def product(files):
     """A PRISMA delivery zip on the download host: (asset, bytes)."""
-    path = make_prisma(files.state.root / "Products" / "tok", T0, seed=11)
+    path = make_prisma(files.state.root / "ENMAP" / "tok", T0, seed=11)  # behind Basic auth
     rel = path.relative_to(files.state.root).as_posix()
     asset = SceneAsset("delivery", f"{files.url}/{rel}", ("data",), size=path.stat().st_size,
                        sha256=sha256_file(path))
