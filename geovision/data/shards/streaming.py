@@ -7,7 +7,6 @@ readers) over a StreamingDataset, which fetches and caches shards from the remot
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import mmap
@@ -32,7 +31,7 @@ from geovision.data.shards.common import (
 )
 from geovision.hashing import hash_directory
 from geovision.io.atomic import atomic_dir
-from geovision.paths import artifacts_root
+from geovision.layout import Layout
 
 DEFAULT_SIZE_LIMIT = 1 << 26  # 64 MiB of uncompressed samples per shard
 ATTRIBUTES_FILE = "geovision.json"
@@ -116,9 +115,7 @@ def is_remote(location: str | os.PathLike) -> bool:
 
 def default_cache_dir(location: str) -> Path:
     """A cache folder of its own for each remote location (so for each split)."""
-    digest = hashlib.sha256(location.encode()).hexdigest()[:16]
-    name = location.rstrip("/").rsplit("/", 1)[-1]
-    return artifacts_root("cache") / "streaming" / f"{name}-{digest}"
+    return Layout().streaming_cache(location)
 
 
 def clean_stale_shared_memory_once() -> None:
