@@ -127,13 +127,13 @@ def shards_dir(name: str, kind: str, home: Path | None = None) -> Path:
 def hdf_shards(name: str, home: Path | None = None, *, compression: str | None = None,
                progress: bool = True) -> ShardsArtifact:
     """One HDF5 file per split, then a sample of records read back and compared."""
-    from geovision.data.shards.hdf import HdfDataset
+    from geovision.data.shards.hdf import HdfDataset, write_hdf_splits
 
     home = Layout(home).home
     out = shards_dir(name, "hdf", home)
     return _write_and_verify(
         name, home, out,
-        lambda cls, root, df: cls.write_to_hdf(root, out, df=df, splits=SHARD_SPLITS,
+        lambda cls, root, df: write_hdf_splits(cls, root, out, df=df, splits=SHARD_SPLITS,
                                                compression=compression, progress=progress),
         lambda split, source: HdfDataset(out / f"{split}.h5", source.sample_transform))
 
@@ -142,15 +142,16 @@ def streaming_shards(name: str, home: Path | None = None, *, remote: str | None 
                      progress: bool = True, cache_dir: Path | None = None) -> ShardsArtifact:
     """One MosaicML streaming folder per split (optionally uploaded to `remote`), then a sample
     of records read back through StreamingDataset and compared."""
-    from geovision.data.shards.streaming import StreamingGeoDataset
+    from geovision.data.shards.streaming import StreamingGeoDataset, write_streaming_splits
 
     layout = Layout(home)
     home, out = layout.home, layout.shards(name, "mds")
     cache = cache_dir or layout.mds_cache(name)
     return _write_and_verify(
         name, home, out,
-        lambda cls, root, df: cls.write_to_streaming(root, out, df=df, splits=SHARD_SPLITS,
-                                                     remote=remote, progress=progress),
+        lambda cls, root, df: write_streaming_splits(cls, root, out, df=df,
+                                                     splits=SHARD_SPLITS, remote=remote,
+                                                     progress=progress),
         lambda split, source: StreamingGeoDataset(str(out / split), source.sample_transform,
                                                   cache_dir=cache / split))
 
