@@ -39,5 +39,9 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# pixi users' manifest: the same pins as constraints.txt.
+pixi.toml: constraints.txt docker/pixi_manifest.py
+	$(PYTHON) docker/pixi_manifest.py > pixi.toml
+
 clean-demo:
 	rm -rf $(DAGSTER_HOME) $(GEOVISION_HOME)
