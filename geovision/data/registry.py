@@ -30,6 +30,10 @@ DATASETS: dict[str, str] = {
     "eurosat_rgb": "geovision.data.datasets.eurosat:EuroSATRGB",
     "bigearthnet": "geovision.data.datasets.bigearthnet:BigEarthNet",
     "fmow": "geovision.data.datasets.fmow:FMoW",
+    "coco": "geovision.data.datasets.coco:Coco",
+    "coco_voc": "geovision.data.datasets.coco:CocoVOC",
+    "crowdai_mapping": "geovision.data.datasets.crowdai:CrowdAIMapping",
+    "crowdai_mapping_small": "geovision.data.datasets.crowdai:CrowdAIMappingSmall",
 }
 
 

@@ -325,6 +325,101 @@ def build_fmow(root: Path) -> Path:
     return root
 
 
+def compressed_rle(mask: np.ndarray) -> dict:
+    """A mask as COCO's compressed RLE, as stored in json (counts a str, size [h, w])."""
+    from pycocotools import mask as coco_mask
+
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()}
+
+
+COCO_SIZE = (10, 12)  # height, width of every miniature image
+# image id -> annotations as (category id, segmentation, iscrowd, area)
+COCO_TRAIN = {
+    9: [(1, [[1, 1, 5, 1, 5, 4, 1, 4]], 0, 1200.0),          # person: rows 1-3, cols 1-4
+        (18, [[3, 2, 8, 2, 8, 6, 3, 6]], 0, 1500.0)],        # dog overlapping it
+    25: [(5, {"size": [10, 12], "counts": [2, 3, 115]}, 1, 3.0),  # crowd: column 0, rows 2-4
+         (25, [[0, 0, 2, 2], [6, 5, 10, 5, 10, 8, 6, 8]], 0, 12.0)],  # a 2-point part first
+    30: [(90, "compressed", 0, 9.0)],                        # toothbrush as compressed RLE
+    34: [],                                                  # no annotations
+    36: [(5, [[0, 6, 4, 6, 4, 10, 0, 10]], 0, 1800.0)],      # airplane: rows 6-9, cols 0-3
+    42: [(1, [[6, 0, 12, 0, 12, 3, 6, 3]], 0, 1400.0)],
+}
+COCO_VAL = {
+    139: [(62, [[2, 2, 6, 2, 6, 6, 2, 6]], 0, 16.0)],         # chair
+    285: [(23, [[0, 0, 12, 0, 12, 10, 0, 10]], 0, 120.0)],    # bear over the whole image
+    632: [],
+}
+
+
+def coco_compressed_mask() -> np.ndarray:
+    mask = np.zeros(COCO_SIZE, dtype=np.uint8)
+    mask[6:9, 8:11] = 1
+    return mask
+
+
+def coco_json(images: dict[int, list], categories: list[dict], first_ann_id: int,
+              file_name: Callable[[int], str], size: tuple[int, int] = COCO_SIZE) -> dict:
+    """An instances-style COCO json for `images` (id -> [(category, segmentation, iscrowd,
+    area)])."""
+    anns, ann_id = [], first_ann_id
+    for image_id, entries in images.items():
+        for category, segmentation, iscrowd, area in entries:
+            if segmentation == "compressed":
+                segmentation = compressed_rle(coco_compressed_mask())
+            anns.append({"id": ann_id, "image_id": image_id, "category_id": category,
+                         "segmentation": segmentation, "area": area, "bbox": [0, 0, 1, 1],
+                         "iscrowd": iscrowd})
+            ann_id += 1
+    return {"info": {"year": 2017}, "licenses": [{"id": 1, "name": "CC BY", "url": ""}],
+            "images": [{"id": i, "file_name": file_name(i), "height": size[0],
+                        "width": size[1], "license": 1} for i in images],
+            "annotations": anns, "categories": categories}
+
+
+def build_coco(root: Path) -> Path:
+    """train2017 (6 images) and val2017 (3) JPEGs with instances_*.json over the 80 real
+    categories: polygons, a crowd uncompressed RLE, a compressed RLE, overlapping instances,
+    a polygon list whose first part has 4 numbers, and images without annotations."""
+    from geovision.data.datasets.coco import COCO_CATEGORIES
+
+    categories = [{"id": c, "name": n, "supercategory": "thing"} for c, n in COCO_CATEGORIES]
+    (root / "annotations").mkdir(parents=True)
+    for folder, images, first in (("train2017", COCO_TRAIN, 1), ("val2017", COCO_VAL, 900)):
+        for image_id in images:
+            write_photo(root / folder / f"{image_id:012d}.jpg", size=COCO_SIZE[::-1])
+        data = coco_json(images, categories, first, lambda i: f"{i:012d}.jpg")
+        (root / "annotations" / f"instances_{folder}.json").write_text(json.dumps(data))
+    (root / "annotations" / "captions_train2017.json").write_text("{}")  # shipped, unused
+    return root
+
+
+CROWDAI_SIZE = (12, 12)  # the real tiles are 300 x 300
+CROWDAI = {"train": {0: [[[1, 1, 5, 1, 5, 5, 1, 5]], [[3, 3, 9, 3, 9, 9, 3, 9]]], 1: [],
+                     2: [[[0, 0, 12, 0, 12, 2, 0, 2]]], 3: [[[6, 6, 12, 6, 12, 12, 6, 12]]],
+                     4: [[[0, 8, 4, 8, 4, 12, 0, 12]]]},
+           "val": {60317: [[[2, 2, 4, 2, 4, 4, 2, 4]]], 60318: []}}
+
+
+def build_crowdai(root: Path) -> Path:
+    """train (5 tiles) and val (2) with annotation.json (category 100) and a smaller
+    annotation-small.json listing the first three tiles of each."""
+    categories = [{"id": 100, "name": "building", "supercategory": "building"}]
+    for folder, images in CROWDAI.items():
+        first = 1 if folder == "train" else 1000
+        entries = {i: [(100, polygon, 0, 16.0) for polygon in polygons]
+                   for i, polygons in images.items()}
+        for image_id in images:
+            write_photo(root / folder / "images" / f"{image_id:012d}.jpg",
+                        size=CROWDAI_SIZE[::-1])
+        full = coco_json(entries, categories, first, lambda i: f"{i:012d}.jpg", CROWDAI_SIZE)
+        (root / folder / "annotation.json").write_text(json.dumps(full))
+        small = dict(list(entries.items())[:3])
+        (root / folder / "annotation-small.json").write_text(json.dumps(
+            coco_json(small, categories, first, lambda i: f"{i:012d}.jpg", CROWDAI_SIZE)))
+    return root
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "imagenette": lambda r: build_imagenette(r, "imagenette2"),
     "imagenette_320": lambda r: build_imagenette(r, "imagenette2-320"),
@@ -340,6 +435,10 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "eurosat_rgb": lambda r: build_eurosat(r, "rgb"),
     "bigearthnet": build_bigearthnet,
     "fmow": build_fmow,
+    "coco": build_coco,
+    "coco_voc": build_coco,
+    "crowdai_mapping": build_crowdai,
+    "crowdai_mapping_small": build_crowdai,
 }
 
 
@@ -414,3 +513,39 @@ def check_contract(cls: type[GeoDataset], root: Path, val_split: float = 0.25,
 def contract() -> Callable[..., pd.DataFrame]:
     """contract(cls, root, ...) runs the shared contract checks and returns the df."""
     return check_contract
+
+
+def check_statistics_and_shards(cls: type[GeoDataset], root: Path, out: Path,
+                                split: str = "train") -> pd.DataFrame:
+    """The dataset through image statistics (every df row, no problems) and both shard
+    formats (read back equal to the map-style dataset); returns the statistics table."""
+    from geovision.data.shards.hdf import HdfDataset
+    from geovision.data.shards.streaming import StreamingGeoDataset
+    from geovision.data.statistics import check_statistics, class_column, compute_image_statistics
+
+    df = cls.build_df(root)
+    table = compute_image_statistics(cls, root, df, workers=1, progress=False).table
+    assert len(table) == len(df) and check_statistics(table, cls.BANDS, df) == []
+    if cls.TASK == "segmentation":
+        pixels = table[[class_column(c, "pixels") for c in cls.CLASS_NAMES]].sum(axis=1)
+        assert (pixels <= table["height"] * table["width"]).all()
+    source = cls(root, df=df, split=split)
+    hdf = cls.write_to_hdf(root, out / "hdf", df=df, splits=(split,), progress=False)[split]
+    mds = cls.write_to_streaming(root, out / "mds", df=df, splits=(split,),
+                                 progress=False)[split]
+    readers = (HdfDataset(hdf.path, source.sample_transform),
+               StreamingGeoDataset(str(mds.path), source.sample_transform))
+    for reader in readers:
+        assert len(reader) == len(source) > 0
+        for index in range(len(source)):
+            got, want = reader[index], source[index]
+            assert got[2] == want[2]
+            for a, b in zip(got[:2], want[:2], strict=True):
+                assert torch.equal(a, b) if isinstance(b, torch.Tensor) else a == b
+    return table
+
+
+@pytest.fixture(scope="session")
+def pipeline_checks() -> Callable[..., pd.DataFrame]:
+    """pipeline_checks(cls, root, out) runs statistics and both shard formats on a dataset."""
+    return check_statistics_and_shards

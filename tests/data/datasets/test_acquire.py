@@ -23,10 +23,14 @@ from geovision.data.download import MARKER, ManualDownloadError, Resource
 from geovision.paths import dataset_root
 
 DOWNLOADED = ["imagenette", "imagenette_320", "imagenette_160", "oxford_pets",
-              "oxford_pets_segmentation", "pascal_voc", "eurosat", "eurosat_rgb", "bigearthnet"]
-MANUAL = ["inria", "massachusetts_buildings", "massachusetts_roads", "potsdam", "fmow"]
+              "oxford_pets_segmentation", "pascal_voc", "eurosat", "eurosat_rgb",
+              "bigearthnet", "coco", "coco_voc"]
+MANUAL = ["inria", "massachusetts_buildings", "massachusetts_roads", "potsdam", "fmow",
+          "crowdai_mapping", "crowdai_mapping_small"]
 # Archives holding only part of a miniature's top-level folders; others hold all of them.
-ARCHIVE_CONTENT = {"images.tar.gz": ["images"], "annotations.tar.gz": ["annotations"]}
+ARCHIVE_CONTENT = {"images.tar.gz": ["images"], "annotations.tar.gz": ["annotations"],
+                   "train2017.zip": ["train2017"], "val2017.zip": ["val2017"],
+                   "annotations_trainval2017.zip": ["annotations"]}
 
 
 def test_every_dataset_is_registered_with_its_facts():
