@@ -34,6 +34,9 @@ DATASETS: dict[str, str] = {
     "coco_voc": "geovision.data.datasets.coco:CocoVOC",
     "crowdai_mapping": "geovision.data.datasets.crowdai:CrowdAIMapping",
     "crowdai_mapping_small": "geovision.data.datasets.crowdai:CrowdAIMappingSmall",
+    "spacenet1": "geovision.data.datasets.spacenet:SpaceNet1",
+    "spacenet2": "geovision.data.datasets.spacenet:SpaceNet2",
+    "spacenet3": "geovision.data.datasets.spacenet:SpaceNet3",
 }
 
 

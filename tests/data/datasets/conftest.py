@@ -420,6 +420,126 @@ def build_crowdai(root: Path) -> Path:
     return root
 
 
+SN_ORIGIN = (-43.7, -22.9)  # lon, lat of the top-left corner of every miniature chip
+SN_PIXEL = 4.5e-6  # degrees (about 0.5 m)
+
+
+def write_chip(path: Path, array: np.ndarray, origin: tuple[float, float] = SN_ORIGIN) -> None:
+    """A SpaceNet chip: a GeoTIFF in EPSG:4326 (lon / lat degrees), as published."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count, height, width = array.shape
+    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=count,
+                       dtype=array.dtype.name, crs="EPSG:4326",
+                       transform=from_origin(*origin, SN_PIXEL, SN_PIXEL)) as dst:
+        dst.write(array)
+
+
+def pixel_box(rows: tuple[float, float], cols: tuple[float, float],
+              origin: tuple[float, float] = SN_ORIGIN) -> list[list[float]]:
+    """A closed ring (lon, lat, 0) around pixel rows [r0, r1) and columns [c0, c1), its edges a
+    quarter pixel inside, so rasterising it burns exactly those pixels."""
+    (r0, r1), (c0, c1) = rows, cols
+    ys, xs = (r0 + 0.25, r1 - 0.25), (c0 + 0.25, c1 - 0.25)
+    lon = [origin[0] + x * SN_PIXEL for x in xs]
+    lat = [origin[1] - y * SN_PIXEL for y in ys]
+    return [[lon[0], lat[0], 0.0], [lon[1], lat[0], 0.0], [lon[1], lat[1], 0.0],
+            [lon[0], lat[1], 0.0], [lon[0], lat[0], 0.0]]
+
+
+def feature_collection(geometries: list[dict], crs: str | None = None) -> str:
+    data: dict = {"type": "FeatureCollection",
+                  "features": [{"type": "Feature", "properties": {"building_id": i},
+                                "geometry": g} for i, g in enumerate(geometries)]}
+    if crs is not None:
+        data["crs"] = {"type": "name", "properties": {"name": crs}}
+    return json.dumps(data)
+
+
+def to_web_mercator(ring: list[list[float]]) -> list[list[float]]:
+    from rasterio.warp import transform
+
+    xs, ys = transform("EPSG:4326", "EPSG:3857", [p[0] for p in ring], [p[1] for p in ring])
+    return [[x, y] for x, y in zip(xs, ys, strict=True)]
+
+
+# SN1 chip sizes vary by a pixel, as published; (rows, cols) of each chip's one building
+SN1_CHIPS = {1: ((406, 439), None), 2: ((406, 438), ((10, 20), (30, 60))),
+             3: ((405, 439), None), 4: ((406, 439), ((100, 150), (200, 220))),
+             5: ((406, 439), ((0, 5), (0, 5))), 6: ((406, 439), ((300, 310), (400, 430)))}
+
+
+def build_spacenet1(root: Path) -> Path:
+    """3band RGB chips (406 x 438/439, 405 x 439, uint8) and their geojsons: two empty (0 bytes)
+    files, 3-D polygons in CRS84, and one file in EPSG:3857 that must be reprojected."""
+    for n, (shape, box) in SN1_CHIPS.items():
+        image = root / "3band" / f"3band_AOI_1_RIO_img{n}.tif"
+        write_chip(image, random_uint8(image, (3, *shape)))
+        label = root / "geojson" / f"Geo_AOI_1_RIO_img{n}.geojson"
+        label.parent.mkdir(parents=True, exist_ok=True)
+        if box is None:
+            label.write_bytes(b"")
+            continue
+        ring = pixel_box(*box)
+        if n == 6:
+            geometries = [{"type": "Polygon", "coordinates": [to_web_mercator(ring)]}]
+            label.write_text(feature_collection(geometries, crs="urn:ogc:def:crs:EPSG::3857"))
+        else:  # chip 4 also has a feature without geometry, which is skipped
+            geometries = [{"type": "Polygon", "coordinates": [ring]}] + ([None] if n == 4 else [])
+            label.write_text(feature_collection(geometries, crs="urn:ogc:def:crs:OGC:1.3:CRS84"))
+    (root / "8band").mkdir()  # the 8-band chips come in another tarball (not fetched)
+    return root
+
+
+SN_CITIES = ("2_Vegas", "3_Paris", "4_Shanghai", "5_Khartoum")
+
+
+def build_spacenet2(root: Path) -> Path:
+    """Per AOI: 5 RGB-PanSharpen chips (16 x 16, uint16 holding 11-bit values), a PAN product
+    beside them, building geojsons for chips 1-4 (chip 5 has none: left out)."""
+    for k, city in enumerate(SN_CITIES):
+        base = root / f"AOI_{city}_Train"
+        for n in (1, 2, 3, 4, 5):
+            image = base / "RGB-PanSharpen" / f"RGB-PanSharpen_AOI_{city}_img{n}.tif"
+            values = rng_for(image).integers(0, 2048, size=(3, 16, 16), dtype=np.uint16)
+            write_chip(image, values)
+            write_chip(base / "PAN" / f"PAN_AOI_{city}_img{n}.tif", values[:1])
+            if n == 5:
+                continue
+            label = base / "geojson" / "buildings" / f"buildings_AOI_{city}_img{n}.geojson"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            rings = [pixel_box((2 + k, 6 + k), (3, 9))] + ([pixel_box((10, 14), (10, 16))]
+                                                            if n == 2 else [])
+            label.write_text(feature_collection([{"type": "Polygon", "coordinates": [r]}
+                                                 for r in rings]))
+        (base / "summaryData").mkdir()
+        (base / "summaryData" / f"AOI_{city}_Train_Building_Solutions.csv").write_text(
+            "ImageId,BuildingId,PolygonWKT_Pix,PolygonWKT_Geo\n")
+    return root
+
+
+def build_spacenet3(root: Path) -> Path:
+    """Two AOIs x 4 PS-RGB chips (16 x 16, uint16) with road LineStrings (even chips' files
+    have no features)."""
+    for city in SN_CITIES[:2]:
+        base = root / f"AOI_{city}"
+        for n in (1, 2, 3, 4):
+            stem = f"SN3_roads_train_AOI_{city}"
+            image = base / "PS-RGB" / f"{stem}_PS-RGB_img{n}.tif"
+            write_chip(image, rng_for(image).integers(0, 2048, size=(3, 16, 16),
+                                                      dtype=np.uint16))
+            label = base / "geojson_roads" / f"{stem}_geojson_roads_img{n}.geojson"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            row = SN_ORIGIN[1] - 8.5 * SN_PIXEL  # along the centres of pixel row 8
+            line = [[SN_ORIGIN[0] + 0.5 * SN_PIXEL, row, 0.0],
+                    [SN_ORIGIN[0] + 15.5 * SN_PIXEL, row, 0.0]]
+            geometries = [{"type": "LineString", "coordinates": line}] if n % 2 else []
+            label.write_text(feature_collection(geometries))
+    return root
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "imagenette": lambda r: build_imagenette(r, "imagenette2"),
     "imagenette_320": lambda r: build_imagenette(r, "imagenette2-320"),
@@ -439,6 +559,9 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "coco_voc": build_coco,
     "crowdai_mapping": build_crowdai,
     "crowdai_mapping_small": build_crowdai,
+    "spacenet1": build_spacenet1,
+    "spacenet2": build_spacenet2,
+    "spacenet3": build_spacenet3,
 }
 
 

@@ -24,13 +24,17 @@ from geovision.paths import dataset_root
 
 DOWNLOADED = ["imagenette", "imagenette_320", "imagenette_160", "oxford_pets",
               "oxford_pets_segmentation", "pascal_voc", "eurosat", "eurosat_rgb",
-              "bigearthnet", "coco", "coco_voc"]
+              "bigearthnet", "coco", "coco_voc", "spacenet1", "spacenet2"]
 MANUAL = ["inria", "massachusetts_buildings", "massachusetts_roads", "potsdam", "fmow",
           "crowdai_mapping", "crowdai_mapping_small"]
 # Archives holding only part of a miniature's top-level folders; others hold all of them.
 ARCHIVE_CONTENT = {"images.tar.gz": ["images"], "annotations.tar.gz": ["annotations"],
                    "train2017.zip": ["train2017"], "val2017.zip": ["val2017"],
-                   "annotations_trainval2017.zip": ["annotations"]}
+                   "annotations_trainval2017.zip": ["annotations"],
+                   "SN1_buildings_train_AOI_1_Rio_3band.tar.gz": ["3band"],
+                   "SN1_buildings_train_AOI_1_Rio_geojson_buildings.tar.gz": ["geojson"],
+                   **{f"SN2_buildings_train_AOI_{aoi}.tar.gz": [f"AOI_{aoi}_Train"]
+                      for aoi in ("2_Vegas", "3_Paris", "4_Shanghai", "5_Khartoum")}}
 
 
 def test_every_dataset_is_registered_with_its_facts():
