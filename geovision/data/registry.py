@@ -37,6 +37,8 @@ DATASETS: dict[str, str] = {
     "spacenet1": "geovision.data.datasets.spacenet:SpaceNet1",
     "spacenet2": "geovision.data.datasets.spacenet:SpaceNet2",
     "spacenet3": "geovision.data.datasets.spacenet:SpaceNet3",
+    "hyspecnet11k": "geovision.data.datasets.hyspecnet:HySpecNet11k",
+    "hyspecnet11k_hard": "geovision.data.datasets.hyspecnet:HySpecNet11kHard",
 }
 
 

@@ -540,6 +540,59 @@ def build_spacenet3(root: Path) -> Path:
     return root
 
 
+HSN_TILES = {  # tile -> patches; tiles A, B train, C val, D test in the hard lists
+    "ENMAP01-____L2A-DT0000004950_20221103T162438Z_001_V010110_20221118T145147Z": 3,
+    "ENMAP01-____L2A-DT0000004950_20221103T162443Z_002_V010110_20221118T145239Z": 3,
+    "ENMAP01-____L2A-DT0000005179_20221105T031342Z_006_V010110_20221118T190420Z": 2,
+    "ENMAP01-____L2A-DT0000005361_20221107T105702Z_012_V010110_20221119T002837Z": 3,
+}
+HSN_EASY = {"train": (0, 2, 3, 5, 6, 9), "val": (1, 7), "test": (4, 8)}  # patch numbers
+
+
+def hsn_band_values(band: int, patch: int) -> np.ndarray:
+    """Band `band` (1-based) of patch `patch`: 100 x band + patch, a column ramp added."""
+    return (100 * band + patch + np.tile(np.arange(8, dtype=np.int16), (8, 1))).astype(np.int16)
+
+
+def build_hyspecnet(root: Path) -> Path:
+    """11 patches of 4 tiles (224-band int16 8 x 8 SPECTRAL_IMAGE.TIFs, deflate, nodata
+    -32768, UTM, 30 m, with a QL_PIXELMASK beside each), one patch in each of the ten
+    archive folders (the eleventh, in the last, is not listed); easy and hard split CSVs
+    naming the -DATA.npy files."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    listed: list[str] = []
+    hard = {"train": [], "val": [], "test": []}
+    patch = 0
+    for t, (tile, count) in enumerate(HSN_TILES.items()):
+        for p in range(count):
+            name = f"{tile}-Y{p * 128:04d}{p * 128 + 127:04d}_X00000127"
+            part = root / f"hyspecnet-11k-{min(patch + 1, 10):02d}" / "hyspecnet-11k" / "patches"
+            folder = part / tile / name
+            folder.mkdir(parents=True)
+            bands = np.stack([hsn_band_values(b, patch) for b in range(1, 225)])
+            with rasterio.open(folder / f"{name}-SPECTRAL_IMAGE.TIF", "w", driver="GTiff",
+                               height=8, width=8, count=224, dtype="int16", nodata=-32768,
+                               compress="deflate", interleave="band", crs="EPSG:32618",
+                               transform=from_origin(300_000 + 3840 * t, 4_500_000, 30, 30)
+                               ) as dst:
+                dst.write(bands)
+            write_geotiff(folder / f"{name}-QL_PIXELMASK.TIF", np.zeros((1, 8, 8), np.uint8))
+            line = f"{tile}/{name}/{name}-DATA.npy"
+            if patch < 10:
+                listed.append(line)
+                hard[("train", "train", "val", "test")[t]].append(line)
+            patch += 1
+    for strategy, lists in (("easy", {s: [listed[i] for i in ids]
+                                      for s, ids in HSN_EASY.items()}), ("hard", hard)):
+        folder = root / "hyspecnet-11k-splits" / "hyspecnet-11k" / "splits" / strategy
+        folder.mkdir(parents=True)
+        for split, lines in lists.items():
+            (folder / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "imagenette": lambda r: build_imagenette(r, "imagenette2"),
     "imagenette_320": lambda r: build_imagenette(r, "imagenette2-320"),
@@ -562,6 +615,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "spacenet1": build_spacenet1,
     "spacenet2": build_spacenet2,
     "spacenet3": build_spacenet3,
+    "hyspecnet11k": build_hyspecnet,
+    "hyspecnet11k_hard": build_hyspecnet,
 }
 
 
