@@ -697,8 +697,8 @@ def check_statistics_and_shards(cls: type[GeoDataset], root: Path, out: Path,
                                 split: str = "train") -> pd.DataFrame:
     """The dataset through image statistics (every df row, no problems) and both shard
     formats (read back equal to the map-style dataset); returns the statistics table."""
-    from geovision.data.shards.hdf import HdfDataset
-    from geovision.data.shards.streaming import StreamingGeoDataset
+    from geovision.data.shards.hdf import HdfDataset, write_hdf_splits
+    from geovision.data.shards.streaming import StreamingGeoDataset, write_streaming_splits
     from geovision.data.statistics import check_statistics, class_column, compute_image_statistics
 
     df = cls.build_df(root)
@@ -708,8 +708,8 @@ def check_statistics_and_shards(cls: type[GeoDataset], root: Path, out: Path,
         pixels = table[[class_column(c, "pixels") for c in cls.CLASS_NAMES]].sum(axis=1)
         assert (pixels <= table["height"] * table["width"]).all()
     source = cls(root, df=df, split=split)
-    hdf = cls.write_to_hdf(root, out / "hdf", df=df, splits=(split,), progress=False)[split]
-    mds = cls.write_to_streaming(root, out / "mds", df=df, splits=(split,),
+    hdf = write_hdf_splits(cls, root, out / "hdf", df=df, splits=(split,), progress=False)[split]
+    mds = write_streaming_splits(cls, root, out / "mds", df=df, splits=(split,),
                                  progress=False)[split]
     readers = (HdfDataset(hdf.path, source.sample_transform),
                StreamingGeoDataset(str(mds.path), source.sample_transform))
