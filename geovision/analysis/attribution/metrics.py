@@ -128,11 +128,13 @@ def parameter_layers(model: nn.Module) -> list[str]:
 
 def cascading_randomisation(model: nn.Module, images: torch.Tensor, target: Target,
                             explain_fn: Callable[[nn.Module], torch.Tensor],
-                            layers: list[str] | None = None, absolute: bool = True,
+                            layers: list[str] | None = None, absolute: bool = False,
                             seed: int = 0) -> list[tuple[str, float]]:
     """(layer, mean Spearman correlation with the trained model's maps) after re-initialising
     each of `layers` (default: every layer with parameters) from the top down, cumulatively.
-    `explain_fn(model)` computes the maps; the model is copied, never changed."""
+    `explain_fn(model)` computes the maps; the model is copied, never changed. Signed maps
+    are compared unless `absolute`: |IG| keeps the input's own structure (IG is the input
+    times an averaged gradient) even when every weight is random."""
     reference = explain_fn(model)
     randomised = copy.deepcopy(model)
     names = layers if layers is not None else parameter_layers(model)
