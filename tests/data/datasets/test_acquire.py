@@ -20,7 +20,7 @@ import pytest
 from geovision.data import get_dataset, list_datasets
 from geovision.data.acquire import acquire_dataset, build_index
 from geovision.data.download import MARKER, ManualDownloadError, Resource
-from geovision.paths import dataset_root
+from geovision.layout import Layout
 
 DOWNLOADED = ["imagenette", "imagenette_320", "imagenette_160", "oxford_pets",
               "oxford_pets_segmentation", "pascal_voc", "eurosat", "eurosat_rgb", "bigearthnet"]
@@ -95,7 +95,7 @@ def test_downloaded_dataset_acquires_and_indexes(name, miniature, file_server, g
         local.append(Resource(base_url + resource.filename, resource.filename, md5=md5))
     monkeypatch.setattr(cls, "RESOURCES", tuple(local))
     raw = acquire_dataset(name, geovision_home)
-    assert raw.root == dataset_root(name, geovision_home) and raw.num_files > 0
+    assert raw.root == Layout(geovision_home).dataset(name) and raw.num_files > 0
     assert (raw.root / MARKER).is_file() and not (raw.root / ".downloads").exists()
     requests = len(log)
     assert requests == len(local)
@@ -111,8 +111,8 @@ def test_downloaded_dataset_acquires_and_indexes(name, miniature, file_server, g
 def test_manual_dataset_explains_then_indexes(name, miniature, geovision_home):
     with pytest.raises(ManualDownloadError) as err:
         acquire_dataset(name, geovision_home)
-    assert str(dataset_root(name, geovision_home)) in str(err.value)
-    shutil.copytree(miniature(name), dataset_root(name, geovision_home))
+    assert str(Layout(geovision_home).dataset(name)) in str(err.value)
+    shutil.copytree(miniature(name), Layout(geovision_home).dataset(name))
     raw = acquire_dataset(name, geovision_home)
     assert raw.num_files > 0
     index = build_index(name, geovision_home)
