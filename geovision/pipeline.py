@@ -303,9 +303,10 @@ def model_evaluation(dataset: str, recipe: str, home: Path | None = None, *,
 
 
 def attribution(dataset: str, recipe: str, home: Path | None = None, *,
-                num_images: int = 6) -> Any:
-    """Integrated Gradients maps of the recorded (dataset, recipe) model on test images."""
-    from geovision.analysis.attribution import attribution_report
+                num_images: int = 4, progress: bool = True) -> Any:
+    """The six-method attribution report of the recorded (dataset, recipe) model on the
+    first test images: maps, faithfulness and randomisation scores, a markdown summary."""
+    from geovision.analysis.attribution.report import attribution_report
     from geovision.data.transforms import ScaleNormalize
     from geovision.experiment.train import load_module
 
@@ -318,5 +319,5 @@ def attribution(dataset: str, recipe: str, home: Path | None = None, *,
     module = load_module(Path(record["checkpoint"]))
     return attribution_report(module.model, test_set,
                               layout.attribution(dataset, recipe),
-                              num_images=num_images)
+                              num_images=num_images, progress=progress)
 
