@@ -10,7 +10,7 @@ STAC_STAMP := $(STAC_VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export GEOVISION_HOME ?= $(CURDIR)/.geovision_home
 
-.PHONY: setup demo test ui bench lint clean-demo stac-venv satellite-demo
+.PHONY: setup demo test ui bench lint clean-demo sshd stac-venv satellite-demo
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: setup $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m geovision_assets.demo
 
-test: setup $(STAC_STAMP)
+# The SSH tests start their own sshd on loopback: Debian's openssh-server, installed if missing.
+sshd:
+	test -x /usr/sbin/sshd || (apt-get update && apt-get install -y --no-install-recommends openssh-server)
+
+test: setup sshd $(STAC_STAMP)
 	$(VENV)/bin/pytest
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml
@@ -48,6 +52,10 @@ bench: setup $(STAC_STAMP)
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# pixi users' manifest: the same pins as constraints.txt.
+pixi.toml: constraints.txt docker/pixi_manifest.py
+	$(PYTHON) docker/pixi_manifest.py > pixi.toml
 
 clean-demo:
 	rm -rf $(DAGSTER_HOME) $(GEOVISION_HOME)

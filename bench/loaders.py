@@ -31,8 +31,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from bench.common import median_line
 from geovision.data.datasets.synthetic import SyntheticClassification, generate
 from geovision.data.shards.batching import batch_loader
-from geovision.data.shards.hdf import HdfDataset
-from geovision.data.shards.streaming import StreamingGeoDataset
+from geovision.data.shards.hdf import HdfDataset, write_hdf_splits
+from geovision.data.shards.streaming import StreamingGeoDataset, write_streaming_splits
 from geovision.io.memory import keep_freed_memory
 
 NUM_IMAGES = 1024
@@ -90,8 +90,9 @@ def main() -> None:
     try:
         root = generate(tmp / "synthetic", num_scenes=NUM_IMAGES, size=SIZE, progress=True)
         files = DATASET(root, split="all")
-        hdf = DATASET.write_to_hdf(root, tmp / "hdf", df=files.df, splits=("all",))["all"]
-        mds = DATASET.write_to_streaming(root, tmp / "mds", df=files.df, splits=("all",))["all"]
+        hdf = write_hdf_splits(DATASET, root, tmp / "hdf", df=files.df, splits=("all",))["all"]
+        mds = write_streaming_splits(DATASET, root, tmp / "mds", df=files.df,
+                                     splits=("all",))["all"]
         print(f"{NUM_IMAGES} images of {len(DATASET.BANDS)}x{SIZE}x{SIZE} uint8; HDF5 "
               f"{hdf.num_bytes / 2**20:.0f} MiB, MDS {mds.num_bytes / 2**20:.0f} MiB; "
               f"batch {BATCH}, shuffled", flush=True)

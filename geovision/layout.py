@@ -18,11 +18,13 @@ folder names itself, so the tree below is true by construction:
     <home>/satellite/inbox/<provider>/           delivered zips and links.txt
     <home>/satellite/quota.sqlite                the daily quota ledger
     <home>/predictions/<recipe>/<provider>/<key>/ a scene's prediction COG and quicklook
+    <home>/remote/<host>/logs/                   logs pulled from a remote host's commands
     <home>/cache/                                scratch that can be rebuilt (MDS caches)
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,8 @@ from pathlib import Path
 HOME_ENV = "GEOVISION_HOME"
 DEFAULT_HOME_NAME = ".geovision_home"
 SHARD_FORMATS = ("hdf", "mds")
+# An experiment config's `data.source` -> the shard format it reads ("files" reads no shards).
+SOURCE_FORMATS = {"hdf": "hdf", "streaming": "mds"}
 
 
 def geovision_home(override: str | os.PathLike | None = None) -> Path:
@@ -87,6 +91,15 @@ class Layout:
             raise ValueError(f"shard format {format!r} is not one of {', '.join(SHARD_FORMATS)}")
         return self.home / "shards" / _safe_part(name, "dataset name") / format
 
+    def shards_for_source(self, name: str, source: str) -> Path | None:
+        """The shard folder an experiment with `data.source == source` reads; None for files."""
+        if source == "files":
+            return None
+        if source not in SOURCE_FORMATS:
+            raise ValueError(f"data source {source!r} is not one of files, "
+                             f"{', '.join(SOURCE_FORMATS)}")
+        return self.shards(name, SOURCE_FORMATS[source])
+
     def features(self, name: str) -> Path:
         return self.home / "features" / _safe_part(name, "dataset name")
 
@@ -129,6 +142,10 @@ class Layout:
         return (self.home / "predictions" / _safe_part(recipe, "recipe")
                 / _safe_part(provider, "provider") / _safe_part(key, "scene key"))
 
+    def remote_logs(self, host: str) -> Path:
+        """Logs of the commands run on `host` (geovision remote), pulled here."""
+        return self.home / "remote" / _safe_part(host, "host") / "logs"
+
     # ----- scratch -----------------------------------------------------------------------
     def cache(self, *parts: str) -> Path:
         path = self.home / "cache"
@@ -136,7 +153,14 @@ class Layout:
             path = path / _safe_part(part, "cache folder")
         return path
 
-    def mds_cache(self, name: str, split: str | None = None) -> Path:
-        """Local cache of MosaicML streaming for one dataset's MDS shards, one folder a split."""
-        path = self.cache("mds", name)
+    def mds_cache(self, name: str, split: str | None = None, *, run: str | None = None) -> Path:
+        """Local cache of MosaicML streaming for one dataset's MDS shards, one folder a split;
+        `run` gives one orchestrator run a cache of its own (two runs never share one)."""
+        path = self.cache("mds", name) if run is None else self.cache("mds", name, run)
         return path if split is None else path / _safe_part(split, "split")
+
+    def streaming_cache(self, location: str) -> Path:
+        """A cache folder of its own for each remote MDS location (so for each split)."""
+        digest = hashlib.sha256(location.encode()).hexdigest()[:16]
+        name = location.rstrip("/").rsplit("/", 1)[-1]
+        return self.cache("streaming", f"{name}-{digest}")

@@ -4,15 +4,7 @@ Each step reads what earlier steps wrote under the artifact root, writes its own
 there, and returns what a caller needs to report it. The Dagster assets, the CLI, notebooks and
 the benchmarks all call these same functions.
 
-    <home>/datasets/<name>/                 raw files          (geovision.data.acquire)
-    <home>/index/<name>.parquet             the df             (geovision.data.acquire)
-    <home>/statistics/<name>/               per_image.parquet, summary.json
-    <home>/eda/<name>/                      plots and summary.md
-    <home>/shards/<name>/{hdf,mds}/         one file / MDS folder per split
-    <home>/features/<name>/                 region features (Arrow)
-    <home>/runs/<project>/<name>/<stamp>/   a training run and its evaluations
-    <home>/models/<dataset>/<recipe>.json   the partition's latest trained model
-    <home>/attribution/<dataset>/<recipe>/  attribution maps
+Where each artifact lives is `geovision.layout.Layout`; nothing here joins folder names.
 """
 
 from __future__ import annotations
@@ -29,7 +21,7 @@ from geovision.data.acquire import load_index
 from geovision.data.registry import get_dataset
 from geovision.hashing import hash_dataframe, sha256_bytes, sha256_file
 from geovision.io.atomic import atomic_file
-from geovision.paths import artifacts_root, dataset_root, geovision_home
+from geovision.layout import Layout
 
 SHARD_SPLITS = ("train", "val", "test")
 VERIFY_SAMPLES = 16
@@ -53,7 +45,7 @@ class StatisticsArtifact:
 
 
 def statistics_dir(name: str, home: Path | None = None) -> Path:
-    return artifacts_root("statistics", home) / name
+    return Layout(home).statistics(name)
 
 
 def image_statistics(name: str, home: Path | None = None, *, progress: bool = True,
@@ -67,10 +59,11 @@ def image_statistics(name: str, home: Path | None = None, *, progress: bool = Tr
         split_statistics,
     )
 
-    home = geovision_home(home)
+    layout = Layout(home)
+    home = layout.home
     dataset_cls = get_dataset(name)
     df = load_index(name, home)
-    stats = compute_image_statistics(dataset_cls, dataset_root(name, home), df,
+    stats = compute_image_statistics(dataset_cls, layout.dataset(name), df,
                                      progress=progress, on_error=on_error)
     table, bands = stats.table, dataset_cls.BANDS
     out = statistics_dir(name, home)
@@ -107,9 +100,9 @@ def eda(name: str, home: Path | None = None) -> Any:
     """Plots and a markdown summary of the dataset from its statistics table."""
     from geovision.analysis.eda import eda_report
 
-    home = geovision_home(home)
-    table = pd.read_parquet(statistics_dir(name, home) / "per_image.parquet")
-    return eda_report(get_dataset(name), table, artifacts_root("eda", home) / name)
+    layout = Layout(home)
+    table = pd.read_parquet(layout.statistics(name) / "per_image.parquet")
+    return eda_report(get_dataset(name), table, layout.eda(name))
 
 
 # ----- shards -----------------------------------------------------------------------------
@@ -128,19 +121,19 @@ class ShardsArtifact:
 
 def shards_dir(name: str, kind: str, home: Path | None = None) -> Path:
     """`kind` is "hdf" or "mds"."""
-    return artifacts_root("shards", home) / name / kind
+    return Layout(home).shards(name, kind)
 
 
 def hdf_shards(name: str, home: Path | None = None, *, compression: str | None = None,
                progress: bool = True) -> ShardsArtifact:
     """One HDF5 file per split, then a sample of records read back and compared."""
-    from geovision.data.shards.hdf import HdfDataset
+    from geovision.data.shards.hdf import HdfDataset, write_hdf_splits
 
-    home = geovision_home(home)
+    home = Layout(home).home
     out = shards_dir(name, "hdf", home)
     return _write_and_verify(
         name, home, out,
-        lambda cls, root, df: cls.write_to_hdf(root, out, df=df, splits=SHARD_SPLITS,
+        lambda cls, root, df: write_hdf_splits(cls, root, out, df=df, splits=SHARD_SPLITS,
                                                compression=compression, progress=progress),
         lambda split, source: HdfDataset(out / f"{split}.h5", source.sample_transform))
 
@@ -149,15 +142,16 @@ def streaming_shards(name: str, home: Path | None = None, *, remote: str | None 
                      progress: bool = True, cache_dir: Path | None = None) -> ShardsArtifact:
     """One MosaicML streaming folder per split (optionally uploaded to `remote`), then a sample
     of records read back through StreamingDataset and compared."""
-    from geovision.data.shards.streaming import StreamingGeoDataset
+    from geovision.data.shards.streaming import StreamingGeoDataset, write_streaming_splits
 
-    home = geovision_home(home)
-    out = shards_dir(name, "mds", home)
-    cache = cache_dir or artifacts_root("cache", home) / "mds" / name
+    layout = Layout(home)
+    home, out = layout.home, layout.shards(name, "mds")
+    cache = cache_dir or layout.mds_cache(name)
     return _write_and_verify(
         name, home, out,
-        lambda cls, root, df: cls.write_to_streaming(root, out, df=df, splits=SHARD_SPLITS,
-                                                     remote=remote, progress=progress),
+        lambda cls, root, df: write_streaming_splits(cls, root, out, df=df,
+                                                     splits=SHARD_SPLITS, remote=remote,
+                                                     progress=progress),
         lambda split, source: StreamingGeoDataset(str(out / split), source.sample_transform,
                                                   cache_dir=cache / split))
 
@@ -166,7 +160,7 @@ def _write_and_verify(name, home, out, write, open_reader) -> ShardsArtifact:
     from geovision.data.shards.verify import compare_with_source
 
     dataset_cls, df = get_dataset(name), load_index(name, home)
-    root = dataset_root(name, home)
+    root = Layout(home).dataset(name)
     results = write(dataset_cls, root, df)
     compared = mismatched = 0
     expected = df["split"].value_counts()
@@ -206,15 +200,15 @@ def region_features(name: str, home: Path | None = None, *, weights: Path | None
     from geovision.features.config import DetectorConfig
     from geovision.features.extract import extract_region_features
 
-    home = geovision_home(home)
-    dataset_cls, df = get_dataset(name), load_index(name, home)
-    root = dataset_root(name, home)
+    layout = Layout(home)
+    dataset_cls, df = get_dataset(name), load_index(name, layout.home)
+    root = layout.dataset(name)
     config = DetectorConfig() if full_size else DetectorConfig.tiny()
     names = [band.lower() for band in dataset_cls.BANDS]
     rgb = tuple(names.index(c) for c in ("red", "green", "blue")) if {
         "red", "green", "blue"} <= set(names) else None
     result = extract_region_features([root / p for p in df["image_path"]],
-                                     artifacts_root("features", home) / name, weights=weights,
+                                     layout.features(name), weights=weights,
                                      num_objects=num_objects, config=config, progress=progress,
                                      bands=rgb)
     problems = check_region_dataset(result.path)
@@ -238,7 +232,7 @@ class ModelArtifact:
 
 
 def model_record_path(dataset: str, recipe: str, home: Path | None = None) -> Path:
-    return artifacts_root("models", home) / dataset / f"{recipe}.json"
+    return Layout(home).model_record(dataset, recipe)
 
 
 def load_model_record(dataset: str, recipe: str, home: Path | None = None) -> dict[str, Any]:
@@ -258,18 +252,18 @@ def trained_model(dataset: str, recipe_path: Path, home: Path | None = None, *,
     from geovision.experiment.config import load_config
     from geovision.experiment.train import train
 
-    home = geovision_home(home)
+    layout = Layout(home)
+    home = layout.home
     recipe_path = Path(recipe_path)
     config = load_config(recipe_path, dataset_name=dataset)
     df = load_index(dataset, home)
     summary = load_statistics_summary(dataset, home)
     means, stds = summary["train_means"], summary["train_std_devs"]
-    shards = {"hdf": shards_dir(dataset, "hdf", home),
-              "streaming": shards_dir(dataset, "mds", home)}.get(config.data.source)
+    shards = layout.shards_for_source(dataset, config.data.source)
     upstream = {"index_df_hash": hash_dataframe(df),
                 "statistics_sha256": sha256_file(statistics_dir(dataset, home) / "summary.json"),
                 "recipe_sha256": sha256_file(recipe_path)}
-    result = train(config, home=home, root=dataset_root(dataset, home), df=df,
+    result = train(config, home=home, root=layout.dataset(dataset), df=df,
                    normalisation={"means": means, "std_devs": stds}, shards_dir=shards,
                    progress=progress, provenance={"upstream": upstream}, launcher=launcher)
     record = {"dataset": dataset, "recipe": recipe_path.stem, "run_dir": str(result.run_dir),
@@ -309,20 +303,21 @@ def model_evaluation(dataset: str, recipe: str, home: Path | None = None, *,
 
 
 def attribution(dataset: str, recipe: str, home: Path | None = None, *,
-                num_images: int = 6) -> Any:
-    """Integrated Gradients maps of the recorded (dataset, recipe) model on test images."""
-    from geovision.analysis.attribution import attribution_report
+                num_images: int = 4, progress: bool = True) -> Any:
+    """The six-method attribution report of the recorded (dataset, recipe) model on the
+    first test images: maps, faithfulness and randomisation scores, a markdown summary."""
+    from geovision.analysis.attribution.report import attribution_report
     from geovision.data.transforms import ScaleNormalize
     from geovision.experiment.train import load_module
 
-    home = geovision_home(home)
-    record = load_model_record(dataset, recipe, home)
+    layout = Layout(home)
+    record = load_model_record(dataset, recipe, layout.home)
     dataset_cls = get_dataset(dataset)
-    test_set = dataset_cls(dataset_root(dataset, home), df=load_index(dataset, home),
+    test_set = dataset_cls(layout.dataset(dataset), df=load_index(dataset, layout.home),
                            split="test", image_transform=ScaleNormalize(
                                record["means"], record["std_devs"], dataset_cls.SCALE))
     module = load_module(Path(record["checkpoint"]))
     return attribution_report(module.model, test_set,
-                              artifacts_root("attribution", home) / dataset / recipe,
-                              num_images=num_images)
+                              layout.attribution(dataset, recipe),
+                              num_images=num_images, progress=progress)
 

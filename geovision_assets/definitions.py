@@ -12,6 +12,7 @@ from geovision_assets.assets.satellite import satellite_scene
 from geovision_assets.assets.shards import hdf_shards, streaming_shards
 from geovision_assets.assets.statistics import eda_report, image_statistics
 from geovision_assets.assets.training import trained_model
+from geovision_assets.jobs import build_jobs
 from geovision_assets.resources import (
     DetectorWeights,
     GeovisionHome,
@@ -35,5 +36,6 @@ def default_resources() -> dict:
 defs = Definitions(
     assets=[*DATASET_ASSETS, *MODEL_ASSETS, satellite_scene],
     sensors=[recipe_sensor, *satellite_sensors],
+    jobs=build_jobs(DATASET_ASSETS, MODEL_ASSETS),
     resources=default_resources(),
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from geovision.paths import geovision_home
+from geovision.layout import geovision_home
 
 RECIPES_ENV = "GEOVISION_RECIPES"
 

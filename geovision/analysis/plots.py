@@ -1,27 +1,17 @@
-"""Shared plotting helpers: headless matplotlib, atomic PNG writes, RGB composites."""
+"""Plotting helpers of the analysis layer: RGB composites (figures are saved by
+`geovision.io.figures`, re-exported here)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from geovision.data.transforms import percentile_stretch
+from geovision.io.figures import plt, save_figure
 
-from geovision.data.transforms import percentile_stretch  # noqa: E402
-from geovision.io.atomic import atomic_file  # noqa: E402
-
+__all__ = ["RGB_NAMES", "plt", "rgb_composite", "save_figure"]
 RGB_NAMES = ("red", "green", "blue")
-
-
-def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> Path:
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return Path(path)
 
 
 def rgb_composite(image: np.ndarray, bands: Sequence[str]) -> np.ndarray:

@@ -12,7 +12,7 @@ import pandas as pd
 from geovision.data.registry import get_dataset
 from geovision.hashing import hash_dataframe, hash_manifest, sha256_file
 from geovision.io.atomic import atomic_file
-from geovision.paths import artifacts_root, dataset_root, geovision_home
+from geovision.layout import Layout
 
 
 @dataclass
@@ -34,19 +34,20 @@ class DatasetIndex:
 
 
 def manifest_path(name: str, home: Path | None = None) -> Path:
-    return artifacts_root("manifests", home) / f"{name}.sha256.json"
+    return Layout(home).manifest(name)
 
 
 def index_path(name: str, home: Path | None = None) -> Path:
-    return artifacts_root("index", home) / f"{name}.parquet"
+    return Layout(home).index(name)
 
 
 def acquire_dataset(name: str, home: Path | None = None) -> RawDataset:
     """Download (or generate) dataset `name` under the artifact root and record a sha256
     manifest of every file, whose hash is the raw data's version."""
-    home = geovision_home(home)
+    layout = Layout(home)
+    home = layout.home
     dataset_cls = get_dataset(name)
-    root = dataset_root(name, home)
+    root = layout.dataset(name)
     dataset_cls.download_and_extract(root)
     files = sorted(p for p in root.rglob("*") if p.is_file())
     if not files:
@@ -64,9 +65,10 @@ def acquire_dataset(name: str, home: Path | None = None) -> RawDataset:
 def build_index(name: str, home: Path | None = None, random_seed: int | None = None,
                 val_split: float | None = None, test_split: float | None = None) -> DatasetIndex:
     """Build the dataset's df (its identity: samples, labels, splits) and save it as parquet."""
-    home = geovision_home(home)
+    layout = Layout(home)
+    home = layout.home
     dataset_cls = get_dataset(name)
-    df = dataset_cls.build_df(dataset_root(name, home), random_seed, val_split, test_split)
+    df = dataset_cls.build_df(layout.dataset(name), random_seed, val_split, test_split)
     path = index_path(name, home)
     with atomic_file(path) as tmp:
         df.to_parquet(tmp, index=True)

@@ -298,7 +298,7 @@ class GeoDataset(Dataset):
             return multi_hot_tensor
         return OneHot(len(cls.CLASS_NAMES), cls.IGNORE_INDEX)
 
-    # ----- acquisition and shards ---------------------------------------------------------
+    # ----- acquisition -----------------------------------------------------------------
 
     @classmethod
     def download_and_extract(cls, root: str | os.PathLike) -> Path:
@@ -306,36 +306,6 @@ class GeoDataset(Dataset):
         raise DatasetDefinitionError(
             f"{cls.__name__} does not define download_and_extract; place the files under {root} "
             "by hand in the dataset's published layout.")
-
-    @classmethod
-    def write_to_hdf(cls, root: str | os.PathLike, out_dir: str | os.PathLike, *,
-                     df: pd.DataFrame | None = None,
-                     splits: tuple[str, ...] = ("train", "val", "test"),
-                     **kwargs: Any) -> dict[str, Any]:
-        """Write `<out_dir>/<split>.h5` for each split; kwargs go to `write_hdf`. A missing
-        image stops the write naming the file, as a corrupt one does."""
-        from geovision.data.shards.hdf import write_hdf
-
-        df = cls.build_df(root) if df is None else df
-        return {split: write_hdf(cls(root, df=df, split=split, check_files=False),
-                                 Path(out_dir) / f"{split}.h5", **kwargs)
-                for split in splits}
-
-    @classmethod
-    def write_to_streaming(cls, root: str | os.PathLike, out_dir: str | os.PathLike, *,
-                           df: pd.DataFrame | None = None,
-                           splits: tuple[str, ...] = ("train", "val", "test"),
-                           remote: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Write the MDS folder `<out_dir>/<split>` (mirrored to `<remote>/<split>`) for each
-        split; kwargs go to `write_streaming`. A missing image stops the write naming the
-        file, as a corrupt one does."""
-        from geovision.data.shards.streaming import write_streaming
-
-        df = cls.build_df(root) if df is None else df
-        return {split: write_streaming(
-                    cls(root, df=df, split=split, check_files=False), Path(out_dir) / split,
-                    remote=None if remote is None else f"{remote.rstrip('/')}/{split}", **kwargs)
-                for split in splits}
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -131,12 +131,13 @@ class Resource:
     md5: str | None = None
     size: int | None = None
     extract: bool | None = None
+    into: str | None = None
     kind: str | None = None  # a key of MAGIC: the first bytes must match
 
     def __post_init__(self) -> None:
-        if not self.filename or "/" in self.filename or "\\" in self.filename \
-                or self.filename in (".", ".."):
-            raise ValueError(f"Resource filename {self.filename!r} must be a plain file name.")
+        for what, name in (("filename", self.filename), ("into", self.into or "x")):
+            if not name or "/" in name or "\\" in name or name in (".", ".."):
+                raise ValueError(f"Resource {what} {name!r} must be a plain file name.")
         for algorithm, length in (("sha256", 64), ("md5", 32)):
             value = getattr(self, algorithm)
             if value is not None and not re.fullmatch(f"[0-9a-f]{{{length}}}", value):
@@ -465,7 +466,10 @@ def download_and_extract(resources: Sequence[Resource], root: str | os.PathLike,
         path = fetch(resource, downloads, retries=retries, backoff_s=backoff_s,
                      timeout_s=timeout_s, progress=progress, session=session, sleep=sleep)
         if resource.is_archive:
-            entries = extract_archive(path, root)
+            dest = root if resource.into is None else root / resource.into
+            entries = extract_archive(path, dest)
+            if resource.into is not None:
+                entries = [f"{resource.into}/{entry}" for entry in entries]
             if not keep_archives:
                 path.unlink()
         else:

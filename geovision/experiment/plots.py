@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geovision.analysis.plots import plt, save_figure
 from geovision.experiment.rundir import METRICS_FILE
+from geovision.io.figures import plt, save_figure
 
 LR_COLUMN = "train_lr_epoch"
 CONFUSION_SUFFIX = "_confusion_matrix.csv"

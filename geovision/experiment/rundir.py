@@ -1,4 +1,4 @@
-"""Run directories: `$GEOVISION_HOME/runs/<project>/<name>/<timestamp>/`, one per run.
+"""Run directories: `Layout.runs(project, name)/<timestamp>/`, one per run.
 
 Everything needed to understand, resume or evaluate a run after the fact lives there:
 
@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from geovision.io.atomic import atomic_file
-from geovision.paths import geovision_home
+from geovision.layout import Layout
 
 TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
 HPARAMS_FILE = "hparams.yaml"
@@ -40,7 +40,7 @@ LAST_CHECKPOINT = "last.ckpt"
 
 
 def runs_root(home: Path | None = None) -> Path:
-    return (home or geovision_home()) / "runs"
+    return Layout(home).runs()
 
 
 def timestamp() -> str:
@@ -49,7 +49,7 @@ def timestamp() -> str:
 
 def new_run_dir(project: str, name: str, home: Path | None = None) -> Path:
     """A fresh, timestamped run folder (seconds resolution; waits out a clash)."""
-    parent = runs_root(home) / project / name
+    parent = Layout(home).runs(project, name)
     parent.mkdir(parents=True, exist_ok=True)
     while True:
         run_dir = parent / timestamp()

@@ -33,7 +33,7 @@ from geovision.experiment.rundir import (
     write_status,
 )
 from geovision.experiment.workflows import load_module
-from geovision.paths import dataset_root, geovision_home
+from geovision.layout import Layout
 
 __all__ = ["TrainResult", "chance_accuracy", "load_module", "train"]
 log = logging.getLogger(__name__)
@@ -77,7 +77,8 @@ def train(
     of this very config continues from its last checkpoint (its recorded data and settings
     are used). With trainer.devices > 1 the fit runs under torchrun through `launcher`.
     """
-    home = geovision_home(home)
+    layout = Layout(home)
+    home = layout.home
     if resume:
         run_dir = latest_run(config.project, config.name, config.config_hash(), home)
         if run_dir is None:
@@ -88,13 +89,10 @@ def train(
         log_path = log_file(run_dir, config.project, command, timestamp())
     else:
         dataset_cls = get_dataset(config.dataset_name)
-        root = Path(root) if root else dataset_root(config.dataset_name, home)
+        root = Path(root) if root else layout.dataset(config.dataset_name)
         df = split_frame(config, dataset_cls, root, df)
-        if shards_dir is None and config.data.source != "files":
-            from geovision.pipeline import shards_dir as shard_location
-
-            shards_dir = shard_location(config.dataset_name,
-                                        "hdf" if config.data.source == "hdf" else "mds", home)
+        if shards_dir is None:
+            shards_dir = layout.shards_for_source(config.dataset_name, config.data.source)
         run_dir = prepare_run(config, home=home, root=root, df=df, normalisation=normalisation,
                               shards_dir=shards_dir, provenance=provenance)
         log_path = log_file(run_dir, config.project, command)

@@ -45,13 +45,13 @@ def dataset_index(context: AssetExecutionContext, home: GeovisionHome) -> Materi
 
     from geovision.data.acquire import build_index
     from geovision.data.registry import get_dataset
-    from geovision.paths import dataset_root
+    from geovision.layout import Layout
 
     name = context.partition_key
     dataset_cls = get_dataset(name)
     index = build_index(name, home.root())
     df = index.df
-    root = dataset_root(name, home.root())
+    root = Layout(home.root()).dataset(name)
     path_columns = ["image_path"] + (["mask_path"] if "mask_path" in df else [])
     missing = [p for c in path_columns for p in df[c] if not (root / p).is_file()]
     split_counts = df["split"].value_counts().reindex(["train", "val", "test"], fill_value=0)

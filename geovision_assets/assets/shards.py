@@ -49,9 +49,10 @@ def hdf_shards(context: AssetExecutionContext, home: GeovisionHome) -> Materiali
        check_specs=[AssetCheckSpec("streaming_reads_back_equal", asset="streaming_shards")])
 def streaming_shards(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
     """One MosaicML streaming (MDS) folder per split, read back and compared."""
+    from geovision.layout import Layout
     from geovision.pipeline import streaming_shards as write
 
-    root = home.root()
-    cache = root / "cache" / "mds" / context.partition_key / context.run.run_id
+    layout = Layout(home.root())
+    cache = layout.mds_cache(context.partition_key, run=context.run.run_id)
     return _result("streaming_reads_back_equal",
-                   write(context.partition_key, root, cache_dir=cache))
+                   write(context.partition_key, layout.home, cache_dir=cache))

@@ -8,8 +8,8 @@ from torch.utils.data import DataLoader
 
 from geovision.data.datasets.synthetic import SyntheticClassification, SyntheticSegmentation
 from geovision.data.shards.batching import batch_loader
-from geovision.data.shards.hdf import HdfDataset
-from geovision.data.shards.streaming import StreamingGeoDataset
+from geovision.data.shards.hdf import HdfDataset, write_hdf_splits
+from geovision.data.shards.streaming import StreamingGeoDataset, write_streaming_splits
 
 
 @pytest.mark.parametrize("dataset_cls", [SyntheticClassification, SyntheticSegmentation])
@@ -17,11 +17,11 @@ from geovision.data.shards.streaming import StreamingGeoDataset
 def test_batches_equal_the_map_style_loader(dataset_cls, kind, synthetic_root, tmp_path):
     source = dataset_cls(synthetic_root, split="val")
     if kind == "hdf":
-        written = dataset_cls.write_to_hdf(synthetic_root, tmp_path, splits=("val",),
+        written = write_hdf_splits(dataset_cls, synthetic_root, tmp_path, splits=("val",),
                                            progress=False)["val"]
         reader = HdfDataset(written.path, source.sample_transform)
     else:
-        written = dataset_cls.write_to_streaming(synthetic_root, tmp_path, splits=("val",),
+        written = write_streaming_splits(dataset_cls, synthetic_root, tmp_path, splits=("val",),
                                                  progress=False)["val"]
         reader = StreamingGeoDataset(str(written.path), source.sample_transform)
         assert reader._layouts is not None  # fixed-size columns: read as views of the shards

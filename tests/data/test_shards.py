@@ -14,8 +14,12 @@ from torch.utils.data import DataLoader
 
 from geovision.data.datasets.synthetic import SyntheticClassification, SyntheticSegmentation
 from geovision.data.image_io import ImageReadError
-from geovision.data.shards.hdf import HdfDataset, write_hdf
-from geovision.data.shards.streaming import StreamingGeoDataset, write_streaming
+from geovision.data.shards.hdf import HdfDataset, write_hdf, write_hdf_splits
+from geovision.data.shards.streaming import (
+    StreamingGeoDataset,
+    write_streaming,
+    write_streaming_splits,
+)
 from geovision.data.shards.verify import compare_with_source, record_digest, sample_indices
 from geovision.hashing import hash_dataframe
 
@@ -145,9 +149,9 @@ def test_streaming_remote_compression_and_size_limit(small_root: Path, tmp_path:
 
 def test_write_to_methods_write_one_shard_per_split(small_root: Path, tmp_path: Path) -> None:
     df = SyntheticClassification.build_df(small_root)
-    hdf = SyntheticClassification.write_to_hdf(small_root, tmp_path / "hdf", df=df,
+    hdf = write_hdf_splits(SyntheticClassification, small_root, tmp_path / "hdf", df=df,
                                                progress=False)
-    mds = SyntheticClassification.write_to_streaming(small_root, tmp_path / "mds", df=df,
+    mds = write_streaming_splits(SyntheticClassification, small_root, tmp_path / "mds", df=df,
                                                      splits=("val", "test"), progress=False,
                                                      remote=str(tmp_path / "remote"))
     sizes = df["split"].value_counts()
@@ -229,9 +233,9 @@ def test_a_missing_image_stops_a_dataset_write_naming_it(small_copy: Path,
     missing.unlink()
     out = tmp_path / "out"
     with pytest.raises(ImageReadError, match=f"not found: {missing}"):
-        SyntheticClassification.write_to_hdf(small_copy, out, df=df, splits=("val",),
+        write_hdf_splits(SyntheticClassification, small_copy, out, df=df, splits=("val",),
                                              progress=False)
     with pytest.raises(ImageReadError, match=f"not found: {missing}"):
-        SyntheticClassification.write_to_streaming(small_copy, out, df=df, splits=("val",),
+        write_streaming_splits(SyntheticClassification, small_copy, out, df=df, splits=("val",),
                                                    progress=False)
     assert leftovers(out) == []

@@ -86,12 +86,14 @@ def test_config_split_settings_give_their_own_split(synthetic_root, geovision_ho
 def test_shards_train_exactly_like_files(source, synthetic_root, geovision_home, tmp_path):
     """Shards written from the default index give the very same run as the image files."""
     from geovision.data.datasets.synthetic import SyntheticClassification
+    from geovision.data.shards.hdf import write_hdf_splits
+    from geovision.data.shards.streaming import write_streaming_splits
 
     shards = tmp_path / source
     if source == "hdf":
-        SyntheticClassification.write_to_hdf(synthetic_root, shards, progress=False)
+        write_hdf_splits(SyntheticClassification, synthetic_root, shards, progress=False)
     else:
-        SyntheticClassification.write_to_streaming(synthetic_root, shards, progress=False)
+        write_streaming_splits(SyntheticClassification, synthetic_root, shards, progress=False)
     epochs = {"max_epochs": 1, "accelerator": "cpu"}
     from_files = train(config(trainer=epochs), home=geovision_home, root=synthetic_root,
                        progress=False)
@@ -105,10 +107,11 @@ def test_shards_train_exactly_like_files(source, synthetic_root, geovision_home,
 
 def test_shards_from_another_index_are_refused(synthetic_root, geovision_home, tmp_path):
     from geovision.data.datasets.synthetic import SyntheticClassification
+    from geovision.data.shards.hdf import write_hdf_splits
     from geovision.experiment.config import ConfigError
 
     other = SyntheticClassification.build_df(synthetic_root, random_seed=99)
-    SyntheticClassification.write_to_hdf(synthetic_root, tmp_path, df=other, progress=False)
+    write_hdf_splits(SyntheticClassification, synthetic_root, tmp_path, df=other, progress=False)
     cfg = config(data={"batch_size": 64, "source": "hdf"})
     with pytest.raises(ConfigError, match="different dataset index"):
         train(cfg, home=geovision_home, root=synthetic_root, shards_dir=tmp_path,

@@ -22,6 +22,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import pandas as pd
 from torch.utils.data import Dataset
 
 from geovision.data.base import GeoDataset
@@ -73,6 +74,21 @@ def write_hdf(dataset: GeoDataset, path: str | os.PathLike, *, compression: str 
                             num_bytes=path.stat().st_size)
 
 
+def write_hdf_splits(dataset_cls: type[GeoDataset], root: str | os.PathLike,
+                     out_dir: str | os.PathLike, *, df: pd.DataFrame | None = None,
+                     splits: Sequence[str] = ("train", "val", "test"),
+                     **kwargs: Any) -> dict[str, ShardWriteResult]:
+    """Write `<out_dir>/<split>.h5` for each split of a dataset; kwargs go to `write_hdf`.
+
+    `df` defaults to the dataset's default df. A missing image stops the write naming the
+    file, as a corrupt one does.
+    """
+    df = dataset_cls.build_df(root) if df is None else df
+    return {split: write_hdf(dataset_cls(root, df=df, split=split, check_files=False),
+                             Path(out_dir) / f"{split}.h5", **kwargs)
+            for split in splits}
+
+
 class HdfDataset(Dataset):
     """Map-style reader of a `write_hdf` file, returning the map-style dataset's tuples.
 
@@ -85,7 +101,7 @@ class HdfDataset(Dataset):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"HDF5 shard {self.path} not found: write it first with "
-                                    "write_hdf or GeoDataset.write_to_hdf.")
+                                    "write_hdf or write_hdf_splits.")
         with h5py.File(self.path, "r") as f:
             self.attrs: dict[str, Any] = {k: json.loads(v) for k, v in f.attrs.items()}
             self._length = len(f["df_idx"])

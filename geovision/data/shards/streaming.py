@@ -7,7 +7,6 @@ readers) over a StreamingDataset, which fetches and caches shards from the remot
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import mmap
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from torch.utils.data import Dataset
 
 from geovision.data.base import GeoDataset
@@ -32,7 +32,7 @@ from geovision.data.shards.common import (
 )
 from geovision.hashing import hash_directory
 from geovision.io.atomic import atomic_dir
-from geovision.paths import artifacts_root
+from geovision.layout import Layout
 
 DEFAULT_SIZE_LIMIT = 1 << 26  # 64 MiB of uncompressed samples per shard
 ATTRIBUTES_FILE = "geovision.json"
@@ -89,6 +89,24 @@ def write_streaming(dataset: GeoDataset, out_dir: str | os.PathLike, *,
                             num_bytes=num_bytes, remote=remote)
 
 
+def write_streaming_splits(dataset_cls: type[GeoDataset], root: str | os.PathLike,
+                           out_dir: str | os.PathLike, *, df: pd.DataFrame | None = None,
+                           splits: Sequence[str] = ("train", "val", "test"),
+                           remote: str | None = None,
+                           **kwargs: Any) -> dict[str, ShardWriteResult]:
+    """Write the MDS folder `<out_dir>/<split>` (mirrored to `<remote>/<split>`) for each split
+    of a dataset; kwargs go to `write_streaming`.
+
+    `df` defaults to the dataset's default df. A missing image stops the write naming the
+    file, as a corrupt one does.
+    """
+    df = dataset_cls.build_df(root) if df is None else df
+    return {split: write_streaming(
+                dataset_cls(root, df=df, split=split, check_files=False), Path(out_dir) / split,
+                remote=None if remote is None else f"{remote.rstrip('/')}/{split}", **kwargs)
+            for split in splits}
+
+
 def upload_directory(local_dir: str | os.PathLike, remote: str) -> None:
     """Copy a finished MDS folder to `remote` with streaming's uploaders, index.json last."""
     from streaming.base.storage.upload import CloudUploader
@@ -116,9 +134,7 @@ def is_remote(location: str | os.PathLike) -> bool:
 
 def default_cache_dir(location: str) -> Path:
     """A cache folder of its own for each remote location (so for each split)."""
-    digest = hashlib.sha256(location.encode()).hexdigest()[:16]
-    name = location.rstrip("/").rsplit("/", 1)[-1]
-    return artifacts_root("cache") / "streaming" / f"{name}-{digest}"
+    return Layout().streaming_cache(location)
 
 
 def clean_stale_shared_memory_once() -> None:
@@ -151,7 +167,7 @@ class StreamingGeoDataset(Dataset):
         if not is_remote(location) and not (Path(location) / INDEX_FILE).is_file():
             raise FileNotFoundError(f"No MDS index at {Path(location) / INDEX_FILE}: write the "
                                     "shards first with write_streaming or "
-                                    "GeoDataset.write_to_streaming.")
+                                    "write_streaming_splits.")
         if cache_dir is None and not is_remote(location):
             local, remote = location, None
         else:

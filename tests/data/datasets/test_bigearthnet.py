@@ -91,16 +91,17 @@ def test_missing_band_file_is_named(miniature, tmp_path):
 
 @pytest.mark.parametrize("kind", ["hdf", "mds"])
 def test_multi_hot_targets_survive_shards(miniature, tmp_path, kind):
-    from geovision.data.shards.hdf import HdfDataset
-    from geovision.data.shards.streaming import StreamingGeoDataset
+    from geovision.data.shards.hdf import HdfDataset, write_hdf_splits
+    from geovision.data.shards.streaming import StreamingGeoDataset, write_streaming_splits
 
     root = miniature("bigearthnet")
     source = CLS(root, split="train")
     if kind == "hdf":
-        path = CLS.write_to_hdf(root, tmp_path, splits=("train",), progress=False)["train"].path
+        path = write_hdf_splits(CLS, root, tmp_path, splits=("train",),
+                                progress=False)["train"].path
         reader = HdfDataset(path, source.sample_transform)
     else:
-        path = CLS.write_to_streaming(root, tmp_path, splits=("train",),
+        path = write_streaming_splits(CLS, root, tmp_path, splits=("train",),
                                       progress=False)["train"].path
         reader = StreamingGeoDataset(str(path), source.sample_transform)
     assert len(reader) == len(source) == 3
