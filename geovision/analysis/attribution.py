@@ -16,6 +16,7 @@ from torch import nn
 
 from geovision.analysis.plots import plt, rgb_composite, save_figure
 from geovision.data.base import GeoDataset
+from geovision.errors import ConfigError, DataError
 
 
 @dataclass
@@ -48,12 +49,12 @@ def attribution_report(model: nn.Module, dataset: GeoDataset, out_dir: Path,
     (summed over bands) and the predicted vs true class.
     """
     if dataset.TASK not in ("classification", "multilabel"):
-        raise ValueError(f"Attribution reports explain classifiers; {dataset.NAME} is a "
-                         f"{dataset.TASK} dataset.")
+        raise ConfigError(f"Attribution reports explain classifiers; {dataset.NAME} is a "
+                          f"{dataset.TASK} dataset.")
     model = model.eval()
     count = min(num_images, len(dataset))
     if count == 0:
-        raise ValueError(f"The {dataset.split} split of {dataset.NAME} is empty.")
+        raise DataError(f"The {dataset.split} split of {dataset.NAME} is empty.")
     samples = [dataset[i] for i in range(count)]
     images = torch.stack([s[0] for s in samples])
     with torch.no_grad():

@@ -27,6 +27,7 @@ import requests
 import urllib3
 from tqdm import tqdm
 
+from geovision import errors
 from geovision.io.atomic import atomic_file
 
 MARKER = ".geovision_download.json"
@@ -41,11 +42,12 @@ DEFAULT_BACKOFF_S = 2.0
 DEFAULT_TIMEOUT_S = 60.0
 
 
-class DownloadError(RuntimeError):
-    """A published file could not be fetched, verified or extracted."""
+class DownloadError(errors.DownloadError, RuntimeError):
+    """A published file could not be fetched, verified or extracted (a RuntimeError too, as
+    callers caught before the error family)."""
 
 
-class ChecksumMismatchError(DownloadError):
+class ChecksumMismatchError(DownloadError, errors.ChecksumError):
     """A downloaded file's size or checksum differs from the published one."""
 
 
@@ -57,7 +59,7 @@ class UnsafeArchiveError(DownloadError):
     """An archive member would land outside the destination or is not a plain file or folder."""
 
 
-class ManualDownloadError(FileNotFoundError):
+class ManualDownloadError(errors.MissingDataError):
     """A dataset that cannot be fetched automatically is not (completely) in place."""
 
 
@@ -320,6 +322,8 @@ def _extract_tar(archive: Path, dest: Path) -> None:
                 tar.extract(member, dest, filter="data")
         except tarfile.FilterError as exc:
             raise UnsafeArchiveError(f"{archive.name}: {exc}; refusing to extract it.") from exc
+        except DownloadError:  # an OSError too: ours, not a corrupt archive
+            raise
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise DownloadError(f"{archive} could not be extracted ({exc}); it is corrupt or "
                                 "truncated: delete it and download again.") from exc
