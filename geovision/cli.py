@@ -17,6 +17,9 @@ features_app = typer.Typer(help="Vision-language region features.", **PLAIN)
 app.add_typer(features_app, name="features")
 runs_app = typer.Typer(help="Training runs under the artifact root.", **PLAIN)
 app.add_typer(runs_app, name="runs")
+from geovision.cli_remote import remote_app  # noqa: E402  (its own module: SSH commands)
+
+app.add_typer(remote_app, name="remote")
 
 class Precision(StrEnum):
     fp32 = "fp32"
@@ -293,7 +296,9 @@ def main(argv: list[str] | None = None) -> None:
     from geovision.errors import GeovisionError
 
     try:
-        app(args=argv, prog_name="geovision", standalone_mode=False)
+        code = app(args=argv, prog_name="geovision", standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns typer.Exit's code here
+            raise SystemExit(code)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:

@@ -18,6 +18,7 @@ folder names itself, so the tree below is true by construction:
     <home>/satellite/inbox/<provider>/           delivered zips and links.txt
     <home>/satellite/quota.sqlite                the daily quota ledger
     <home>/predictions/<recipe>/<provider>/<key>/ a scene's prediction COG and quicklook
+    <home>/remote/<host>/logs/                   logs pulled from a remote host's commands
     <home>/cache/                                scratch that can be rebuilt (MDS caches)
 """
 
@@ -142,6 +143,10 @@ class Layout:
     def predictions(self, recipe: str, provider: str, key: str) -> Path:
         return (self.home / "predictions" / _safe_part(recipe, "recipe")
                 / _safe_part(provider, "provider") / _safe_part(key, "scene key"))
+
+    def remote_logs(self, host: str) -> Path:
+        """Logs of the commands run on `host` (geovision remote), pulled here."""
+        return self.home / "remote" / _safe_part(host, "host") / "logs"
 
     # ----- scratch -----------------------------------------------------------------------
     def cache(self, *parts: str) -> Path:

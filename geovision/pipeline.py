@@ -30,7 +30,7 @@ from geovision.io.atomic import atomic_file
 from geovision.layout import Layout
 
 if TYPE_CHECKING:
-    from geovision.analysis.attribution import AttributionReport
+    from geovision.analysis.attribution.report import AttributionReport
     from geovision.analysis.eda import EdaReport
     from geovision.data.shards.common import ShardWriteResult
     from geovision.experiment.config import ExperimentConfig
@@ -375,9 +375,10 @@ def evaluate_model(dataset: str, recipe: str, home: Path | None = None, *,
 
 
 def explain_model(dataset: str, recipe: str, home: Path | None = None, *,
-                  num_images: int = 6) -> AttributionReport:
-    """Integrated Gradients maps of the recorded (dataset, recipe) model on test images."""
-    from geovision.analysis.attribution import attribution_report
+                  num_images: int = 4, progress: bool = True) -> AttributionReport:
+    """The six-method attribution report of the recorded (dataset, recipe) model on the
+    first test images: maps, faithfulness and randomisation scores, a markdown summary."""
+    from geovision.analysis.attribution.report import attribution_report
     from geovision.data.transforms import ScaleNormalize
     from geovision.experiment.runtime.train import load_module
 
@@ -390,7 +391,8 @@ def explain_model(dataset: str, recipe: str, home: Path | None = None, *,
     module = load_module(record.checkpoint)
     return attribution_report(module.model, test_set,
                               layout.attribution(dataset, recipe),
-                              num_images=num_images)
+                              num_images=num_images, progress=progress)
+
 
 # ----- building what a step needs ---------------------------------------------------------
 

@@ -11,6 +11,7 @@ from geovision_assets.assets.features import region_features
 from geovision_assets.assets.shards import hdf_shards, streaming_shards
 from geovision_assets.assets.statistics import eda_report, image_statistics
 from geovision_assets.assets.training import trained_model
+from geovision_assets.jobs import build_jobs
 from geovision_assets.resources import DetectorWeights, GeovisionHome, RecipeLibrary
 from geovision_assets.sensors import recipe_sensor
 
@@ -28,5 +29,6 @@ def default_resources() -> dict:
 defs = Definitions(
     assets=[*DATASET_ASSETS, *MODEL_ASSETS],
     sensors=[recipe_sensor],
+    jobs=build_jobs(DATASET_ASSETS, MODEL_ASSETS),
     resources=default_resources(),
 )

@@ -76,8 +76,11 @@ def imported_names(module: str) -> set[str]:
         if node.level:
             anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
             base = ".".join(anchor + ([base] if base else []))
-        names.add(base)
-        names.update(f"{base}.{alias.name}" for alias in node.names)
+        # `from package import submodule` depends on the submodule, not on the package's
+        # __init__ (which may itself import that submodule); any other name is the package's.
+        for alias in node.names:
+            full = f"{base}.{alias.name}"
+            names.add(full if full in MODULES else base)
     return names
 
 

@@ -32,6 +32,15 @@ DATASETS: dict[str, str] = {
     "eurosat_rgb": "geovision.data.datasets.eurosat:EuroSATRGB",
     "bigearthnet": "geovision.data.datasets.bigearthnet:BigEarthNet",
     "fmow": "geovision.data.datasets.fmow:FMoW",
+    "coco": "geovision.data.datasets.coco:Coco",
+    "coco_voc": "geovision.data.datasets.coco:CocoVOC",
+    "crowdai_mapping": "geovision.data.datasets.crowdai:CrowdAIMapping",
+    "crowdai_mapping_small": "geovision.data.datasets.crowdai:CrowdAIMappingSmall",
+    "spacenet1": "geovision.data.datasets.spacenet:SpaceNet1",
+    "spacenet2": "geovision.data.datasets.spacenet:SpaceNet2",
+    "spacenet3": "geovision.data.datasets.spacenet:SpaceNet3",
+    "hyspecnet11k": "geovision.data.datasets.hyspecnet:HySpecNet11k",
+    "hyspecnet11k_hard": "geovision.data.datasets.hyspecnet:HySpecNet11kHard",
 }
 
 

@@ -1,0 +1,314 @@
+"""Scene inference: a trained model over a GeoTIFF of any size, in bounded memory.
+
+The scene is cut with the chip grid of `geovision.data.tiling` (only the bands the model
+needs are read, matched by name or centre wavelength), standardised with the training
+statistics, run through the model in batches, and the chips' class probabilities are
+stitched back by `geovision.data.stitching` (mean blending across the overlap) into a
+georeferenced raster with the scene's CRS and transform. Written to `out/`:
+
+    probabilities.tif   cloud-optimised GeoTIFF, one uint8 band per class (probability x 255)
+    labels.tif          cloud-optimised GeoTIFF, uint8 class index, 255 = nodata
+    quicklook.png       the labels in colour, at most 1024 px a side
+    prediction.json     classes, band matching, class areas (km²), chips, timings
+(`output="logits"` writes logits.tif, float32 model outputs, instead of the first two.)
+
+Memory: the stitcher holds about two chip heights of output rows; a batch of chips and its
+outputs; the label pass reads BLOCK rows at a time; GDAL writes the COGs from the tiled files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from geovision.data.stitching import stitch
+from geovision.data.tiling import chip_index, open_raster, read_window
+from geovision.data.transforms import unit_scale
+from geovision.errors import ConfigError, DataError, MissingDataError
+from geovision.inference.bands import BandMatch, SceneBand, match_bands
+from geovision.io.atomic import atomic_file
+
+OUTPUTS = ("probabilities", "logits")
+NODATA_LABEL = 255
+LABEL_BLOCK_ROWS = 1024
+QUICKLOOK_SIZE = 1024
+PALETTE = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
+                    (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127),
+                    (188, 189, 34), (23, 190, 207)], dtype=np.uint8)
+
+
+@dataclass
+class SceneModel:
+    """A model and what it needs to be applied: its bands, training statistics and task."""
+
+    model: nn.Module
+    bands: tuple[str, ...]
+    means: tuple[float, ...]
+    std_devs: tuple[float, ...]
+    task: str
+    class_names: tuple[str, ...]
+    scale: float | None = None  # the training dataset's SCALE, for integer scenes
+    source: str = ""
+
+
+@dataclass
+class ScenePrediction:
+    out_dir: Path
+    files: dict[str, Path]
+    class_names: list[str]
+    class_areas_km2: dict[str, float]
+    bands: list[dict[str, Any]]
+    shape: tuple[int, int]
+    crs: str | None
+    transform: tuple[float, ...]
+    num_chips: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def load_scene_model(run: str | Path) -> SceneModel:
+    """A SceneModel from a training run folder (its chosen checkpoint and recorded
+    statistics) or from a `models/<dataset>/<recipe>.json` record."""
+    from geovision.experiment.fit import read_fit_result
+    from geovision.experiment.run import load_run
+    from geovision.experiment.workflows import load_module
+
+    path = Path(run)
+    if path.is_file() and path.suffix == ".json":
+        record = json.loads(path.read_text())
+        path = Path(record["run_dir"])
+        checkpoint = Path(record["checkpoint"])
+    else:
+        checkpoint = None
+    if not path.is_dir():
+        raise MissingDataError(f"no training run at {run}: pass a run folder (runs/<project>/"
+                               "<name>/<stamp>) or a models/<dataset>/<recipe>.json record.")
+    inputs = load_run(path)
+    checkpoint = checkpoint or read_fit_result(path).final_checkpoint
+    module = load_module(checkpoint)
+    dataset_cls = inputs.dataset_cls
+    stats = inputs.normalisation or {"means": dataset_cls.MEANS,
+                                     "std_devs": dataset_cls.STD_DEVS}
+    return SceneModel(model=module.model, bands=tuple(dataset_cls.BANDS),
+                      means=tuple(stats["means"]), std_devs=tuple(stats["std_devs"]),
+                      task=dataset_cls.TASK, class_names=tuple(dataset_cls.CLASS_NAMES),
+                      scale=dataset_cls.SCALE, source=str(checkpoint))
+
+
+def scene_bands(src: Any) -> list[SceneBand]:
+    """The bands of an open scene: names from the band descriptions, centre wavelengths from
+    the per-band `wavelength_nm` tag (the analysis-ready scene contract)."""
+    bands = []
+    for i in range(1, src.count + 1):
+        name = src.descriptions[i - 1] or f"band_{i}"
+        wave = src.tags(i).get("wavelength_nm")
+        bands.append(SceneBand(name, float(wave) if wave not in (None, "") else None))
+    return bands
+
+
+def _chips_in_batches(src: Any, chips: Any, indexes: list[int], batch_size: int,
+                      fill: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(chip_idx array, (B, C, h, w) stored values) batches in index (row) order."""
+    windows = chips[["row_off", "col_off", "height", "width"]].to_numpy()
+    labels = chips.index.to_numpy()
+    for start in range(0, len(chips), batch_size):
+        block = [read_window(src, int(r), int(c), int(h), int(w), fill, indexes)
+                 for r, c, h, w in windows[start:start + batch_size]]
+        yield labels[start:start + batch_size], np.stack(block)
+
+
+class _Standardise:
+    """Stored values -> the model's input: scaled to [0, 1] as in training, standardised,
+    nodata (NaN or the declared value) set to the mean (0) and reported."""
+
+    def __init__(self, means: Sequence[float], stds: Sequence[float], dtype: np.dtype,
+                 scale: float | None, nodata: float | None) -> None:
+        divisor = unit_scale(dtype, scale if np.issubdtype(dtype, np.integer) else None)
+        std = torch.tensor(stds, dtype=torch.float32).view(1, -1, 1, 1)
+        self.gain = 1.0 / (divisor * std)
+        self.offset = -torch.tensor(means, dtype=torch.float32).view(1, -1, 1, 1) / std
+        self.nodata = nodata
+
+    def __call__(self, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = torch.from_numpy(values).float()
+        invalid = torch.isnan(x) if self.nodata is None or math.isnan(self.nodata) \
+            else x == self.nodata
+        missing = invalid.all(dim=1) if bool(invalid.any()) else None
+        x = x.mul_(self.gain).add_(self.offset)
+        if missing is not None:
+            x = torch.where(invalid, torch.zeros(()), x)
+        return x, missing
+
+
+def predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out: str | Path,
+                  chip_size: int = 512, overlap: int = 32, batch_size: int = 16,
+                  device: str = "cpu", output: str = "probabilities", compress: str = "deflate",
+                  progress: bool = True) -> ScenePrediction:
+    """Apply a model (a SceneModel, a run folder or a model record) to a scene GeoTIFF and
+    write the outputs listed in the module docstring under `out/` (each file atomically)."""
+    if output not in OUTPUTS:
+        raise ConfigError(f"output={output!r}: use one of {OUTPUTS}.")
+    spec = model_or_run if isinstance(model_or_run, SceneModel) else \
+        load_scene_model(model_or_run)
+    scene, out = Path(scene), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    model = spec.model.eval().float().to(device)
+    with open_raster(scene) as src:
+        matches = match_bands(spec.bands, scene_bands(src))
+        indexes = [m.scene_index + 1 for m in matches]
+        dtype = np.dtype(src.dtypes[indexes[0] - 1])
+        nodata = src.nodata
+        height, width = src.height, src.width
+        crs = src.crs.to_wkt() if src.crs else None
+        transform = tuple(src.transform)[:6]
+        border = "shift" if height >= chip_size and width >= chip_size else "pad"
+        chips = chip_index([scene], chip_size, overlap, border=border, progress=False)
+        standardise = _Standardise(spec.means, spec.std_devs, dtype, spec.scale, nodata)
+        fill = nodata if nodata is not None else 0
+        num_classes = len(spec.class_names)
+
+        def predictions() -> Iterator[tuple[int, np.ndarray]]:
+            batches = _chips_in_batches(src, chips, indexes, batch_size, fill)
+            with torch.inference_mode():
+                for labels, values in batches:
+                    x, missing = standardise(values)
+                    logits = model(x.to(device)).float().cpu()
+                    if logits.ndim == 2:  # a classifier: its answer over the whole chip
+                        logits = logits[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+                    if output == "logits":
+                        result = logits.contiguous().numpy()
+                    else:
+                        probs = torch.sigmoid(logits) if spec.task == "multilabel" else \
+                            torch.softmax(logits, dim=1)
+                        if missing is not None:
+                            probs = probs.masked_fill(missing[:, None], 0.0)
+                        result = probs.mul_(255).round_().to(torch.uint8).numpy()
+                    yield from zip(labels.tolist(), result, strict=True)
+
+        name = "logits.tif" if output == "logits" else "probabilities.tif"
+        tiled = out / f".{name}.tiled.tif"
+        result = stitch(predictions(), chips, tiled, like=scene, blend="mean",
+                        fill_value=0, compress=None, progress=progress)
+        if result.shape[0] != num_classes and output == "probabilities":
+            raise DataError(f"the model returns {result.shape[0]} classes but its dataset names "
+                            f"{num_classes}: check the run's dataset.")
+    timings["predict_and_stitch"] = time.perf_counter() - started
+    files: dict[str, Path] = {}
+    try:
+        areas: dict[str, float] = {}
+        if output == "probabilities":
+            labels_tiled = out / ".labels.tiled.tif"
+            counts = _labels_from_probabilities(tiled, labels_tiled, scene, progress)
+            pixel_km2 = _pixel_area_km2(scene)
+            areas = {n: round(float(counts[i]) * pixel_km2, 6)
+                     for i, n in enumerate(spec.class_names)}
+            started = time.perf_counter()
+            files["labels"] = _to_cog(labels_tiled, out / "labels.tif", compress,
+                                      nodata=NODATA_LABEL)
+            files["quicklook"] = _quicklook(out / "labels.tif", out / "quicklook.png")
+            timings["labels_cog"] = time.perf_counter() - started
+        started = time.perf_counter()
+        files[output] = _to_cog(tiled, out / name, compress)
+        timings["cog"] = time.perf_counter() - started
+    finally:
+        for tmp in out.glob(".*.tiled.tif"):
+            tmp.unlink()
+    prediction = ScenePrediction(
+        out_dir=out, files=files, class_names=list(spec.class_names), class_areas_km2=areas,
+        bands=[asdict(m) for m in matches], shape=(height, width), crs=crs,
+        transform=transform, num_chips=len(chips),
+        seconds={k: round(v, 3) for k, v in timings.items()})
+    with atomic_file(out / "prediction.json") as tmp:
+        tmp.write_text(json.dumps({
+            "scene": str(scene), "model": spec.source, "task": spec.task, "output": output,
+            "chip_size": chip_size, "overlap": overlap, "batch_size": batch_size,
+            **{k: v for k, v in asdict(prediction).items() if k not in ("out_dir", "files")},
+            "files": {k: str(v) for k, v in files.items()}}, indent=1))
+    files["json"] = out / "prediction.json"
+    return prediction
+
+
+def _labels_from_probabilities(probabilities: Path, labels: Path, like: Path,
+                               progress: bool) -> np.ndarray:
+    """Argmax of the stitched probabilities, LABEL_BLOCK_ROWS rows at a time, into a tiled
+    uint8 GeoTIFF (255 where every probability is 0: nodata); returns pixels per class."""
+    import rasterio
+    from rasterio.windows import Window
+
+    with open_raster(probabilities) as src:
+        profile = {"driver": "GTiff", "height": src.height, "width": src.width, "count": 1,
+                   "dtype": "uint8", "crs": src.crs, "transform": src.transform,
+                   "tiled": True, "blockxsize": 256, "blockysize": 256,
+                   "nodata": NODATA_LABEL}
+        counts = np.zeros(src.count, dtype=np.int64)
+        with rasterio.open(labels, "w", **profile) as dst:
+            rows = range(0, src.height, LABEL_BLOCK_ROWS)
+            for row in tqdm(rows, desc=f"labels {like.name}", unit="block", leave=True,
+                            disable=not progress):
+                window = Window(0, row, src.width, min(LABEL_BLOCK_ROWS, src.height - row))
+                probs = src.read(window=window)
+                label = probs.argmax(axis=0).astype(np.uint8)
+                label[probs.max(axis=0) == 0] = NODATA_LABEL
+                counts += np.bincount(label.ravel(), minlength=256)[:src.count]
+                dst.write(label, 1, window=window)
+    return counts
+
+
+def _to_cog(tiled: Path, path: Path, compress: str, nodata: float | None = None) -> Path:
+    """The tiled GeoTIFF rewritten as a cloud-optimised GeoTIFF (overviews, ordered tiles)."""
+    import rasterio.shutil
+
+    options = {"driver": "COG", "compress": compress.upper(), "blocksize": 256,
+               "overviews": "AUTO", "num_threads": "ALL_CPUS"}
+    if nodata is not None:
+        options["nodata"] = nodata
+    with atomic_file(path) as tmp:
+        tmp.unlink(missing_ok=True)
+        rasterio.shutil.copy(str(tiled), str(tmp), **options)
+    return path
+
+
+def _pixel_area_km2(scene: Path) -> float:
+    """One pixel's ground area: from the transform in a projected CRS (metres), at the
+    scene's centre latitude in a geographic one."""
+    with open_raster(scene) as src:
+        a, b, _, d, e, _ = tuple(src.transform)[:6]
+        area = abs(a * e - b * d)
+        if src.crs is not None and src.crs.is_geographic:
+            lat = math.radians(src.xy(src.height / 2, src.width / 2)[1])
+            metres = 111_320.0
+            return area * metres * metres * math.cos(lat) / 1e6
+        factor = src.crs.linear_units_factor[1] if src.crs is not None else 1.0
+    return area * factor * factor / 1e6
+
+
+def _quicklook(labels: Path, path: Path) -> Path:
+    """The labels in colour (nodata transparent), read decimated from the COG's overviews."""
+    from PIL import Image
+
+    with open_raster(labels) as src:
+        factor = max(1, math.ceil(max(src.height, src.width) / QUICKLOOK_SIZE))
+        shape = (max(1, src.height // factor), max(1, src.width // factor))
+        label = src.read(1, out_shape=shape)
+    rgba = np.zeros((*shape, 4), dtype=np.uint8)
+    valid = label != NODATA_LABEL
+    rgba[..., :3] = PALETTE[label % len(PALETTE)]
+    rgba[..., 3] = np.where(valid, 255, 0)
+    with atomic_file(path) as tmp:
+        Image.fromarray(rgba, mode="RGBA").save(tmp, format="PNG")
+    return path
+
+
+def band_summary(matches: Sequence[BandMatch]) -> str:
+    return ", ".join(f"{m.model_band}<-{m.scene_band} ({m.how})" for m in matches)

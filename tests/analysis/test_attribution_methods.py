@@ -1,0 +1,180 @@
+"""The torch methods against captum, batch invariance, completeness, and what prepare refuses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from captum.attr import GuidedBackprop, IntegratedGradients, KernelShap, LayerGradCam
+
+from geovision.analysis.attribution import (
+    ModuleReuseError,
+    Target,
+    classification_target,
+    explain,
+    prepare,
+    segmentation_target,
+)
+from geovision.analysis.attribution.methods.surrogate import superpixels
+from tests.analysis.attribution_models import SharedReLU, TinyCNN, TinySegmenter, seeded
+
+
+def rel_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    return float((ours - theirs).norm() / theirs.norm().clamp_min(1e-12))
+
+
+@pytest.fixture()
+def classifier():
+    return seeded(TinyCNN)
+
+
+@pytest.fixture()
+def images():
+    return torch.randn(3, 4, 16, 16, generator=torch.Generator().manual_seed(1))
+
+
+def seg_forward(model):
+    return lambda x, mask: (model(x) * mask).sum(dim=(2, 3))
+
+
+@pytest.mark.parametrize("method", ["gausslegendre", "riemann_trapezoid"])
+def test_integrated_gradients_matches_captum(classifier, images, method):
+    classes = torch.tensor([0, 2, 1])
+    ours = explain(classifier, images, classes, "integrated_gradients", n_steps=16,
+                   rule=method)
+    theirs, delta = IntegratedGradients(prepare(classifier, images)).attribute(
+        images, target=classes, n_steps=16, method=method, return_convergence_delta=True)
+    assert rel_error(ours.maps, theirs) <= 1e-4
+    torch.testing.assert_close(ours.extras["delta"], delta.float(), atol=1e-4, rtol=1e-3)
+
+
+def test_integrated_gradients_on_segmentation_matches_captum(images):
+    model = seeded(TinySegmenter)
+    masks = (torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(2)) > 0.5).float()
+    target = segmentation_target(torch.tensor([1, 0, 2]), masks)
+    ours = explain(model, images, target, "integrated_gradients", n_steps=12,
+                   internal_batch_size=9)
+    prepared = prepare(model, images)
+    one_hot = torch.zeros(3, 3, 16, 16)
+    one_hot[torch.arange(3), target.classes] = masks
+    theirs = IntegratedGradients(seg_forward(prepared)).attribute(
+        images, target=target.classes, additional_forward_args=(one_hot,), n_steps=12,
+        internal_batch_size=9)
+    assert rel_error(ours.maps, theirs) <= 1e-4
+
+
+def test_guided_backprop_matches_captum(classifier, images):
+    classes = torch.tensor([1, 1, 0])
+    ours = explain(classifier, images, classes, "guided_backprop")
+    theirs = GuidedBackprop(prepare(classifier, images)).attribute(images, target=classes)
+    assert rel_error(ours.maps, theirs) <= 1e-4
+    plain = torch.autograd.functional.jacobian(
+        lambda x: prepare(classifier, images)(x)[:, 1].sum(), images)
+    assert rel_error(ours.maps, plain) > 1e-3  # the guided pass differs from the gradient
+
+
+@pytest.mark.parametrize("layer", ["features.3", "features.5"])
+def test_grad_cam_matches_captum(classifier, images, layer):
+    classes = torch.tensor([2, 0, 1])
+    prepared = prepare(classifier, images)
+    ours = explain(classifier, images, classes, "grad_cam", layer=layer, relu=False,
+                   upsample=False)
+    theirs = LayerGradCam(prepared, prepared.get_submodule(layer)).attribute(
+        images, target=classes)
+    assert rel_error(ours.maps, theirs) <= 1e-4
+    relu = explain(classifier, images, classes, "grad_cam", layer=layer)
+    assert relu.maps.shape == (3, 1, 16, 16) and relu.maps.min() >= 0
+
+
+def test_grad_cam_segmentation_matches_captum(images):
+    model = seeded(TinySegmenter)
+    prepared = prepare(model, images)
+    target = Target("segmentation", torch.tensor([0, 1, 2]), torch.ones(3, 16, 16))
+    ours = explain(model, images, target, "grad_cam", layer="encoder.2", relu=False)
+    one_hot = torch.zeros(3, 3, 16, 16)
+    one_hot[torch.arange(3), target.classes] = 1
+    theirs = LayerGradCam(seg_forward(prepared), prepared.get_submodule("encoder.2")).attribute(
+        images, target=target.classes, additional_forward_args=(one_hot,))
+    assert rel_error(ours.maps, theirs) <= 1e-4
+
+
+def test_kernel_shap_matches_captum(classifier, images):
+    pytest.importorskip("sklearn", reason="captum's KernelShap fits with scikit-learn")
+    classes = torch.tensor([0, 1, 2])
+    masks = torch.stack([superpixels(image, 12) for image in images]).unsqueeze(1)
+    ours = explain(classifier, images, classes, "kernel_shap", n_samples=60,
+                   feature_mask=masks, batch_size=16, seed=5)
+    prepared = prepare(classifier, images)
+    theirs = []
+    for i in range(3):  # every image's patterns come from the same seed
+        torch.manual_seed(5)
+        theirs.append(KernelShap(prepared).attribute(
+            images[i:i + 1], target=int(classes[i]), feature_mask=masks[i:i + 1],
+            n_samples=60, perturbations_per_eval=16))
+    theirs = torch.cat(theirs)
+    assert rel_error(ours.maps.expand_as(theirs), theirs) <= 1e-4
+
+
+def test_superpixels_are_contiguous_labels_following_the_image():
+    image = torch.zeros(4, 16, 16)
+    image[:, :, 8:] = 5.0  # two flat halves
+    labels = superpixels(image, n_segments=4)
+    assert labels.shape == (16, 16)
+    assert sorted(labels.unique().tolist()) == list(range(int(labels.max()) + 1))
+    assert not (set(labels[:, :8].unique().tolist()) & set(labels[:, 8:].unique().tolist()))
+
+
+@pytest.mark.parametrize("method,options", [
+    ("integrated_gradients", {"n_steps": 8}),
+    ("guided_backprop", {}),
+    ("grad_cam", {"layer": "features.3"}),
+    ("lime", {"n_samples": 40, "n_segments": 8}),
+    ("kernel_shap", {"n_samples": 40, "n_segments": 8}),
+])
+def test_a_map_in_a_batch_equals_the_map_alone(classifier, images, method, options):
+    classes = torch.tensor([2, 0, 1])
+    batch = explain(classifier, images, classes, method, **options).maps
+    alone = explain(classifier, images[:1], classes[:1], method, **options).maps
+    torch.testing.assert_close(batch[:1], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_segmentation_batch_invariance(images):
+    model = seeded(TinySegmenter)
+    target = classification_target(1, 3)  # classes only: masks from the prediction
+    batch = explain(model, images, target.classes, "integrated_gradients", n_steps=8,
+                    task="segmentation")
+    alone = explain(model, images[2:], target.classes[2:], "integrated_gradients", n_steps=8,
+                    task="segmentation")
+    torch.testing.assert_close(batch.maps[2:], alone.maps, atol=1e-5, rtol=1e-4)
+    assert batch.target.masks is not None and batch.target.masks.shape == (3, 16, 16)
+
+
+def test_prepare_refuses_a_module_called_twice_and_leaves_the_model_alone(images):
+    model = SharedReLU().train()
+    with pytest.raises(ModuleReuseError, match="'relu'.*runs 2 times"):
+        prepare(model, images)
+    ok = seeded(TinyCNN).train()
+    prepared = prepare(ok, images)
+    assert ok.training and not prepared.training
+    assert all(not getattr(m, "inplace", False) for m in prepared.modules())
+
+
+def test_feature_visualisation_raises_its_objective_for_any_band_count():
+    for bands in (1, 7):
+        model = seeded(TinyCNN, in_channels=bands)
+        model.head[2].weight.data *= 10  # logits that respond to the input
+        images = torch.randn(2, bands, 16, 16)
+        for options in ({"parameterisation": "fft"},
+                        {"parameterisation": "pixel", "decorrelation": None},
+                        {"layer": "features.5", "channel": 2}):
+            result = explain(model, images, torch.tensor([0, 2]), "feature_visualisation",
+                             steps=30, **options)
+            history = result.extras["objective"]
+            assert result.maps.shape == images.shape and result.maps.abs().max() <= 3.0
+            assert (history[-5:].mean(0) > history[:5].mean(0) + 0.005).all(), options
+
+
+def test_unknown_layer_and_method_are_named(classifier, images):
+    with pytest.raises(Exception, match="no layer 'nope'.*features"):
+        explain(classifier, images, 0, "grad_cam", layer="nope")
+    with pytest.raises(Exception, match="method 'shap'"):
+        explain(classifier, images, 0, "shap")
