@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ import pandas as pd
 from geovision.data.acquire import index_path, load_index, manifest_path
 from geovision.data.registry import get_dataset
 from geovision.errors import DataError, MissingDataError
+from geovision.experiment.model_record import ModelRecord
 from geovision.hashing import hash_dataframe, sha256_bytes, sha256_file
 from geovision.io.atomic import atomic_file
 from geovision.layout import Layout
@@ -257,41 +258,6 @@ def extract_features(name: str, home: Path | None = None, *, weights: Path | Non
 
 
 # ----- training and analysis --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    """The (dataset, recipe) partition's latest trained model, as stored in its JSON record:
-    what the evaluation, attribution and inference steps start from."""
-
-    dataset: str
-    recipe: str
-    run_dir: Path
-    checkpoint: Path
-    epochs: int
-    config_hash: str
-    workflow: str
-    devices: int
-    means: list[float]
-    std_devs: list[float]
-    test_metrics: dict[str, float]
-    chance_accuracy: float | None
-    checkpoint_sha256: str
-
-    def to_json(self) -> str:
-        data = asdict(self) | {"run_dir": str(self.run_dir), "checkpoint": str(self.checkpoint)}
-        return json.dumps(data, indent=1) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str, source: Path | str = "model record") -> ModelRecord:
-        data = json.loads(text)
-        missing = sorted(set(cls.__dataclass_fields__) - set(data))
-        if missing:
-            raise DataError(f"{source} lacks {missing}: it was written by another version; "
-                            "materialize trained_model again.")
-        known = {key: data[key] for key in cls.__dataclass_fields__}
-        return cls(**known | {"run_dir": Path(data["run_dir"]),
-                              "checkpoint": Path(data["checkpoint"])})
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from geovision.errors import DataError
-from geovision.pipeline import ModelRecord
+from geovision.experiment.model_record import ModelRecord
 
 RECORD = ModelRecord(
     dataset="synthetic", recipe="demo", run_dir=Path("/a/runs/demo/small_cnn/1"),
