@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from dagster import DagsterInstance, ExecuteInProcessResult, MultiPartitionKey, materialize
 
@@ -45,7 +45,7 @@ def run_demo(instance: DagsterInstance, dataset: str = DATASET,
                             resources=resources))
     record = load_model_record(dataset, recipe, resources["home"].root())
     summary = {"seconds": round(time.perf_counter() - started, 1),
-               "home": str(resources["home"].root()), **record}
+               "home": str(resources["home"].root()), **asdict(record)}
     return DemoResult(summary=summary, runs=runs)
 
 

@@ -78,15 +78,15 @@ class ScenePrediction:
 def load_scene_model(run: str | Path) -> SceneModel:
     """A SceneModel from a training run folder (its chosen checkpoint and recorded
     statistics) or from a `models/<dataset>/<recipe>.json` record."""
-    from geovision.experiment.fit import read_fit_result
-    from geovision.experiment.run import load_run
+    from geovision.experiment.model_record import ModelRecord
+    from geovision.experiment.runfolders.inputs import load_run
+    from geovision.experiment.runtime.fit import read_fit_result
     from geovision.experiment.workflows import load_module
 
     path = Path(run)
     if path.is_file() and path.suffix == ".json":
-        record = json.loads(path.read_text())
-        path = Path(record["run_dir"])
-        checkpoint = Path(record["checkpoint"])
+        record = ModelRecord.from_json(path.read_text(), path)
+        path, checkpoint = record.run_dir, record.checkpoint
     else:
         checkpoint = None
     if not path.is_dir():

@@ -13,10 +13,10 @@ from geovision_assets.resources import GeovisionHome
 def attribution_report(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
     """Which pixels and bands drove the model's predictions on the first test images."""
     from geovision.hashing import sha256_file
-    from geovision.pipeline import attribution, load_model_record
+    from geovision.pipeline import explain_model, load_model_record
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
-    report = attribution(dataset, recipe, home.root())
+    report = explain_model(dataset, recipe, home.root())
     record = load_model_record(dataset, recipe, home.root())
     return MaterializeResult(
         data_version=DataVersion(sha256_file(report.grid_png)),
@@ -29,6 +29,6 @@ def attribution_report(context: AssetExecutionContext, home: GeovisionHome) -> M
             "explained": MetadataValue.json(report.explained),
             "band_importance": MetadataValue.json(report.band_importance),
             "max_convergence_delta": report.convergence_delta,
-            **md.provenance(checkpoint=record["checkpoint"], config_hash=record["config_hash"]),
+            **md.provenance(checkpoint=str(record.checkpoint), config_hash=record.config_hash),
         },
     )

@@ -12,7 +12,7 @@ from geovision.satellite.auth import AuthConfig, RequestAuth
 from geovision.satellite.fetch import fetch_assets
 from geovision.satellite.samples import make_prisma
 from geovision.satellite.scene import SceneAsset
-from tests.satellite.conftest import DENIED_USER, PASSWORD, USER, T0
+from tests.satellite.conftest import DENIED_USER, PASSWORD, T0, USER
 
 
 @pytest.fixture()
