@@ -20,6 +20,9 @@ app.add_typer(runs_app, name="runs")
 from geovision.cli_remote import remote_app  # noqa: E402  (its own module: SSH commands)
 
 app.add_typer(remote_app, name="remote")
+from geovision.cli_satellite import satellite_app  # noqa: E402  (daily satellite scenes)
+
+app.add_typer(satellite_app, name="satellite")
 
 class Precision(StrEnum):
     fp32 = "fp32"

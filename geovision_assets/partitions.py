@@ -29,3 +29,6 @@ def dataset_and_recipe(partition_key: object) -> tuple[str, str]:
     """(dataset, recipe) from a `dataset x recipe` partition key."""
     keys = partition_key.keys_by_dimension  # type: ignore[attr-defined]
     return keys["dataset"], keys["recipe"]
+
+# One satellite scene per partition, `<provider>:<scene key>`, added by the satellite sensors.
+satellite_scene_partitions = DynamicPartitionsDefinition(name="satellite_scene")

@@ -22,10 +22,10 @@ from geovision.errors import (
     DataError,
     QuotaError,
 )
-from geovision.hashing import sha256_file
 from geovision.layout import Layout
 from geovision.satellite import fetch as fetching
 from geovision.satellite.config import ProviderConfig, SatelliteConfig
+from geovision.satellite.fetch import sha256_of
 from geovision.satellite.ledger import QuotaLedger, next_window, utc_day
 from geovision.satellite.providers import InboxProvider, StacProvider
 from geovision.satellite.readers import QUICKLOOK_FILE, SCENE_FILE, read_product, write_scene
@@ -228,7 +228,7 @@ def _result(scene: SceneRef, dest: Path, *, reused: bool) -> SceneResult:
     return SceneResult(
         partition_key=scene.partition_key, path=dest, scene=dest / SCENE_FILE,
         quicklook=dest / QUICKLOOK_FILE, manifest=dest / fetching.MANIFEST_FILE,
-        manifest_sha256=sha256_file(dest / fetching.MANIFEST_FILE),
+        manifest_sha256=sha256_of(dest / fetching.MANIFEST_FILE),
         bytes=fetching.total_bytes(manifest.get("files", [])),
         band_names=tuple(b["name"] for b in bands),
         wavelengths_nm=tuple(b["wavelength_nm"] for b in bands),

@@ -24,7 +24,6 @@ import requests
 
 from geovision.data import download
 from geovision.errors import AuthError, DataError, DownloadError, MissingDataError
-from geovision.hashing import sha256_file
 from geovision.io.atomic import atomic_file
 from geovision.satellite.scene import SceneAsset
 
@@ -32,6 +31,11 @@ MANIFEST_FILE = "manifest.json"
 SATELLITE_RETRIES = 5
 SATELLITE_BACKOFF_S = 2.0
 SATELLITE_JITTER = 0.5
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file (the downloader's digest; no pandas import on the CLI's path)."""
+    return download.file_digest(path, "sha256")
 
 
 def sha256_of_multihash(value: str | None) -> str | None:
@@ -134,7 +138,7 @@ def file_entries(root: Path, hrefs: dict[str, str]) -> list[dict]:
         rel = path.relative_to(root).as_posix()
         if rel == MANIFEST_FILE or path.name.endswith((".part", ".partial")):
             continue
-        entry = {"path": rel, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        entry = {"path": rel, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
         if rel in hrefs:
             entry["href"] = redact(hrefs[rel])
         entries.append(entry)
@@ -173,7 +177,7 @@ def verify_scene(root: Path, *, open_files: bool = True) -> list[str]:
             problems.append(f"{entry['path']}: {path.stat().st_size} bytes, manifest says "
                             f"{entry['bytes']}")
             continue
-        if sha256_file(path) != entry["sha256"]:
+        if sha256_of(path) != entry["sha256"]:
             problems.append(f"{entry['path']}: sha256 differs from the manifest")
             continue
         if open_files:

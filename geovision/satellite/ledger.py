@@ -20,7 +20,9 @@ uses Postgres.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -95,9 +97,10 @@ class QuotaLedger:
     def __init__(self, url: str | Path) -> None:
         self.url = str(url)
         self.postgres = self.url.startswith(("postgresql://", "postgres://"))
+        self._connections: dict[tuple[int, int], object] = {}
         if not self.postgres:
             Path(self.url).parent.mkdir(parents=True, exist_ok=True)
-        with self._transaction() as cur:
+        with self._transaction(lock="geovision-quota-schema") as cur:
             for statement in SCHEMA:
                 cur.execute(statement)
 
@@ -106,40 +109,55 @@ class QuotaLedger:
 
     # ----- connections -------------------------------------------------------------------
     def _connect(self):
+        """This thread's connection (opened once: a SQLite open and close costs an fsync)."""
+        key = (os.getpid(), threading.get_ident())
+        conn = self._connections.get(key)
+        if conn is not None:
+            return conn
         if self.postgres:
             import psycopg2
 
             try:
-                return psycopg2.connect(self.url, connect_timeout=10)
+                conn = psycopg2.connect(self.url, connect_timeout=10)
             except psycopg2.Error as exc:
                 raise ConfigError(f"Cannot open the quota ledger database ({exc}); check the "
                                   "Postgres URL in satellite.yaml (ledger:).") from exc
-        conn = sqlite3.connect(self.url, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        else:
+            conn = sqlite3.connect(self.url, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a commit survives a crash of the process, fsyncs at checkpoints
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+        self._connections[key] = conn
         return conn
+
+    def close(self) -> None:
+        for conn in self._connections.values():
+            conn.close()
+        self._connections.clear()
 
     @contextmanager
     def _transaction(self, lock: str | None = None) -> Iterator[object]:
-        """A write transaction; with `lock`, serialised against other `lock` holders."""
+        """A transaction; with `lock`, a write serialised against other `lock` holders
+        (SQLite: BEGIN IMMEDIATE; Postgres: a transaction-scoped advisory lock)."""
         conn = self._connect()
+        cur = conn.cursor()
         try:
-            cur = conn.cursor()
             if self.postgres:
                 if lock is not None:
                     cur.execute("SELECT pg_advisory_xact_lock(%s)",
                                 (zlib.crc32(lock.encode()),))
             else:
-                cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield _Cursor(cur, self.postgres)
-            except BaseException:
-                conn.rollback()
-                raise
+                cur.execute("BEGIN IMMEDIATE" if lock is not None else "BEGIN")
+            yield _Cursor(cur, self.postgres)
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
             conn.commit()
         finally:
-            conn.close()
-
+            cur.close()
     # ----- the budget --------------------------------------------------------------------
     def used(self, provider: str, day: str) -> int:
         """Scenes charged to `provider` on UTC `day` (reserved, done or failed-consumed)."""
@@ -251,7 +269,7 @@ class QuotaLedger:
         """Remember scenes a search found; a newer processing of a key replaces the older
         unless that key is already done."""
         stamp = (now or _now()).isoformat()
-        with self._transaction() as cur:
+        with self._transaction(lock="geovision-quota-found") as cur:
             for scene in scenes:
                 cur.execute("SELECT product_id FROM scenes WHERE provider = ? AND "
                             "scene_key = ?", (scene.provider, scene.scene_key))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geovision.hashing import sha256_file
+from geovision.satellite.fetch import sha256_of
 from geovision.satellite.readers import cog_blocksize
 
 ENMAP_COLLECTION = "ENMAP_HSI_L2A"
@@ -268,7 +268,7 @@ def write_catalogue(root: Path, items: Sequence[CatalogueItem], files_url: str,
         for key, (rel, roles, media_type) in item.assets.items():
             path = files_root / rel
             extra = {"file:size": path.stat().st_size,
-                     "file:checksum": "1220" + sha256_file(path)}
+                     "file:checksum": "1220" + sha256_of(path)}
             stac_item.add_asset(key, pystac.Asset(f"{files_url.rstrip('/')}/{Path(rel).as_posix()}",
                                                   title=key, media_type=media_type, roles=roles,
                                                   extra_fields=extra))

@@ -139,7 +139,9 @@ def prisma_key(name: str) -> tuple[str, dict]:
 
 
 def prisma_time(stamp: str) -> datetime:
-    return datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    """A PRISMA YYYYmmddHHMMSS stamp (sliced: strptime cost a 200-line inbox 30 ms a tick)."""
+    return datetime(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[8:10]),
+                    int(stamp[10:12]), int(stamp[12:14]), tzinfo=UTC)
 
 
 def worldview_time(stamp: str) -> datetime:

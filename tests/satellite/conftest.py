@@ -90,13 +90,13 @@ def write_config(path: Path, stac_url: str | None, *, budget: int = 4,
     if stac_url:
         providers["enmap"] = {
             "url": stac_url, "daily_budget": budget, "areas": [AOI], "start": start,
-            "lookback_days": 90, "retries": 3,
+            "lookback_days": 3650, "retries": 3,
             "auth": {"username_env": "TEST_ENMAP_USER", "password_env": "TEST_ENMAP_PASSWORD",
                      "hosts": []}}
-    providers["prisma"] = {"daily_budget": budget, "start": start, "lookback_days": 90,
+    providers["prisma"] = {"daily_budget": budget, "start": start, "lookback_days": 3650,
                            "retries": 3}
     providers["worldview"] = {"preset": "worldview_esa", "daily_budget": budget,
-                              "start": start, "lookback_days": 90}
+                              "start": start, "lookback_days": 3650}
     for name, entry in (extra or {}).items():
         providers.setdefault(name, {}).update(entry)
     path.write_text(yaml.safe_dump({"providers": providers}))
