@@ -29,3 +29,15 @@ def dataset_and_recipe(partition_key: object) -> tuple[str, str]:
     """(dataset, recipe) from a `dataset x recipe` partition key."""
     keys = partition_key.keys_by_dimension  # type: ignore[attr-defined]
     return keys["dataset"], keys["recipe"]
+
+# Satellite scenes, `<provider>:<scene key>`, added as they arrive. The satellite assets
+# (#14) define the same name `scene`; whichever lands first, both use this one definition.
+scene_partitions = DynamicPartitionsDefinition(name="scene")
+scene_recipe_partitions = MultiPartitionsDefinition(
+    {"recipe": recipe_partitions, "scene": scene_partitions})
+
+
+def scene_and_recipe(partition_key: object) -> tuple[str, str]:
+    """(scene, recipe) from a `scene x recipe` partition key."""
+    keys = partition_key.keys_by_dimension  # type: ignore[attr-defined]
+    return keys["scene"], keys["recipe"]

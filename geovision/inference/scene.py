@@ -42,6 +42,7 @@ OUTPUTS = ("probabilities", "logits")
 NODATA_LABEL = 255
 LABEL_BLOCK_ROWS = 1024
 QUICKLOOK_SIZE = 1024
+GDAL_CACHE_MB = 256  # GDAL's block cache (default: 5% of RAM) counts in the memory bound
 PALETTE = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
                     (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127),
                     (188, 189, 34), (23, 190, 207)], dtype=np.uint8)
@@ -152,9 +153,21 @@ class _Standardise:
 def predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out: str | Path,
                   chip_size: int = 512, overlap: int = 32, batch_size: int = 16,
                   device: str = "cpu", output: str = "probabilities", compress: str = "deflate",
-                  progress: bool = True) -> ScenePrediction:
+                  write_probabilities: bool = True, progress: bool = True) -> ScenePrediction:
     """Apply a model (a SceneModel, a run folder or a model record) to a scene GeoTIFF and
-    write the outputs listed in the module docstring under `out/` (each file atomically)."""
+    write the outputs listed in the module docstring under `out/` (each file atomically;
+    `write_probabilities=False` keeps only the labels of the probabilities)."""
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        return _predict_scene(model_or_run, scene, out, chip_size, overlap, batch_size, device,
+                              output, compress, write_probabilities, progress)
+
+
+def _predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out: str | Path,
+                   chip_size: int, overlap: int, batch_size: int, device: str, output: str,
+                   compress: str, write_probabilities: bool, progress: bool
+                   ) -> ScenePrediction:
     if output not in OUTPUTS:
         raise ConfigError(f"output={output!r}: use one of {OUTPUTS}.")
     spec = model_or_run if isinstance(model_or_run, SceneModel) else \
@@ -218,9 +231,10 @@ def predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out:
                                       nodata=NODATA_LABEL)
             files["quicklook"] = _quicklook(out / "labels.tif", out / "quicklook.png")
             timings["labels_cog"] = time.perf_counter() - started
-        started = time.perf_counter()
-        files[output] = _to_cog(tiled, out / name, compress)
-        timings["cog"] = time.perf_counter() - started
+        if output == "logits" or write_probabilities:
+            started = time.perf_counter()
+            files[output] = _to_cog(tiled, out / name, compress)
+            timings["cog"] = time.perf_counter() - started
     finally:
         for tmp in out.glob(".*.tiled.tif"):
             tmp.unlink()
