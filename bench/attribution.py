@@ -4,10 +4,10 @@ rounds, the median of the per-round ratios: a shared machine's load moves both a
 
 from __future__ import annotations
 
+import time
+
 import torch
 from captum.attr import IntegratedGradients, LayerGradCam
-
-import time
 
 from bench.common import median_line
 from geovision.analysis.attribution import explain, predicted_target, prepare
