@@ -18,6 +18,7 @@ folder names itself, so the tree below is true by construction:
     <home>/satellite/inbox/<provider>/           delivered zips and links.txt
     <home>/satellite/quota.sqlite                the daily quota ledger
     <home>/predictions/<recipe>/<provider>/<key>/ a scene's prediction COG and quicklook
+    <home>/remote/<host>/logs/                   logs pulled from a remote host's commands
     <home>/cache/                                scratch that can be rebuilt (MDS caches)
 """
 
@@ -27,6 +28,8 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from geovision.errors import ConfigError
 
 HOME_ENV = "GEOVISION_HOME"
 DEFAULT_HOME_NAME = ".geovision_home"
@@ -52,8 +55,8 @@ def _safe_part(value: str, what: str) -> str:
     """A path component taken from a name a user gave: no separators, no '..'."""
     text = str(value)
     if not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text:
-        raise ValueError(f"{what} {value!r} cannot be used as a folder name: use a plain name "
-                         "without '/', '\\' or '..'")
+        raise ConfigError(f"{what} {value!r} cannot be used as a folder name: use a plain name "
+                          "without '/', '\\' or '..'")
     return text
 
 
@@ -87,7 +90,7 @@ class Layout:
 
     def shards(self, name: str, format: str) -> Path:
         if format not in SHARD_FORMATS:
-            raise ValueError(f"shard format {format!r} is not one of {', '.join(SHARD_FORMATS)}")
+            raise ConfigError(f"shard format {format!r} is not one of {', '.join(SHARD_FORMATS)}")
         return self.home / "shards" / _safe_part(name, "dataset name") / format
 
     def shards_for_source(self, name: str, source: str) -> Path | None:
@@ -95,8 +98,8 @@ class Layout:
         if source == "files":
             return None
         if source not in SOURCE_FORMATS:
-            raise ValueError(f"data source {source!r} is not one of files, "
-                             f"{', '.join(SOURCE_FORMATS)}")
+            raise ConfigError(f"data source {source!r} is not one of files, "
+                              f"{', '.join(SOURCE_FORMATS)}")
         return self.shards(name, SOURCE_FORMATS[source])
 
     def features(self, name: str) -> Path:
@@ -140,6 +143,10 @@ class Layout:
     def predictions(self, recipe: str, provider: str, key: str) -> Path:
         return (self.home / "predictions" / _safe_part(recipe, "recipe")
                 / _safe_part(provider, "provider") / _safe_part(key, "scene key"))
+
+    def remote_logs(self, host: str) -> Path:
+        """Logs of the commands run on `host` (geovision remote), pulled here."""
+        return self.home / "remote" / _safe_part(host, "host") / "logs"
 
     # ----- scratch -----------------------------------------------------------------------
     def cache(self, *parts: str) -> Path:

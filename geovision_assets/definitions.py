@@ -9,10 +9,18 @@ from geovision_assets.assets.datasets import dataset_index, raw_dataset
 from geovision_assets.assets.evaluation import model_evaluation
 from geovision_assets.assets.features import region_features
 from geovision_assets.assets.inference import scene_predictions
+from geovision_assets.assets.satellite import satellite_scene
 from geovision_assets.assets.shards import hdf_shards, streaming_shards
 from geovision_assets.assets.statistics import eda_report, image_statistics
 from geovision_assets.assets.training import trained_model
-from geovision_assets.resources import DetectorWeights, GeovisionHome, RecipeLibrary
+from geovision_assets.jobs import build_jobs
+from geovision_assets.resources import (
+    DetectorWeights,
+    GeovisionHome,
+    RecipeLibrary,
+    SatelliteSettings,
+)
+from geovision_assets.satellite_sensors import satellite_sensors
 from geovision_assets.sensors import recipe_sensor, scene_predictions_sensor
 
 DATASET_ASSETS = [raw_dataset, dataset_index, image_statistics, eda_report, hdf_shards,
@@ -24,11 +32,12 @@ SCENE_ASSETS = [scene_predictions]
 def default_resources() -> dict:
     # `pipes` launches multi-device training (torchrun) for trained_model.
     return {"home": GeovisionHome(), "recipes": RecipeLibrary(), "weights": DetectorWeights(),
-            "pipes": PipesSubprocessClient()}
+            "pipes": PipesSubprocessClient(), "satellite": SatelliteSettings()}
 
 
 defs = Definitions(
-    assets=[*DATASET_ASSETS, *MODEL_ASSETS, *SCENE_ASSETS],
-    sensors=[recipe_sensor, scene_predictions_sensor],
+    assets=[*DATASET_ASSETS, *MODEL_ASSETS, satellite_scene, *SCENE_ASSETS],
+    sensors=[recipe_sensor, *satellite_sensors, scene_predictions_sensor],
+    jobs=build_jobs(DATASET_ASSETS, MODEL_ASSETS),
     resources=default_resources(),
 )

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from dagster import DagsterInstance, ExecuteInProcessResult, MultiPartitionKey, materialize
 
@@ -20,7 +20,7 @@ from geovision_assets.definitions import (
     SCENE_ASSETS,
     default_resources,
 )
-from geovision_assets.partitions import recipe_partitions, scene_partitions
+from geovision_assets.partitions import recipe_partitions, satellite_scene_partitions
 
 DATASET = "synthetic"
 RECIPE = "demo"
@@ -50,14 +50,14 @@ def run_demo(instance: DagsterInstance, dataset: str = DATASET, recipe: str = RE
     model_key = MultiPartitionKey({"dataset": dataset, "recipe": recipe})
     runs.append(materialize(MODEL_ASSETS, partition_key=str(model_key), instance=instance,
                             resources=resources))
-    if scene not in instance.get_dynamic_partitions(scene_partitions.name):
-        instance.add_dynamic_partitions(scene_partitions.name, [scene])
+    if scene not in instance.get_dynamic_partitions(satellite_scene_partitions.name):
+        instance.add_dynamic_partitions(satellite_scene_partitions.name, [scene])
     scene_key = MultiPartitionKey({"recipe": recipe, "scene": scene})
     runs.append(materialize(SCENE_ASSETS, partition_key=str(scene_key), instance=instance,
                             resources=resources))
     record = load_model_record(dataset, recipe, resources["home"].root())
     summary = {"seconds": round(time.perf_counter() - started, 1),
-               "home": str(resources["home"].root()), **record}
+               "home": str(resources["home"].root()), **asdict(record)}
     return DemoResult(summary=summary, runs=runs)
 
 

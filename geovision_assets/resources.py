@@ -52,3 +52,16 @@ class DetectorWeights(ConfigurableResource):
 
     def weights(self) -> Path | None:
         return Path(self.path) if self.path else None
+
+
+class SatelliteSettings(ConfigurableResource):
+    """Where satellite.yaml is; empty means `$GEOVISION_SATELLITE_CONFIG`, else
+    `./satellite.yaml`. Credentials stay in the environment variables the file names."""
+
+    config_path: str = Field(default="", description="satellite.yaml (providers, areas, "
+                                                     "budgets)")
+
+    def load(self):
+        from geovision.satellite.config import load_config
+
+        return load_config(self.config_path or None, missing_ok=True)

@@ -44,10 +44,10 @@ def scene_predictions_sensor(context: SensorEvaluationContext, recipes: RecipeLi
 
     from geovision.experiment.config import ConfigError, load_recipe
     from geovision.layout import Layout
-    from geovision_assets.partitions import scene_partitions
+    from geovision_assets.partitions import satellite_scene_partitions
 
     done = set(json.loads(context.cursor)) if context.cursor else set()
-    scenes = context.instance.get_dynamic_partitions(scene_partitions.name)
+    scenes = context.instance.get_dynamic_partitions(satellite_scene_partitions.name)
     registered = set(context.instance.get_dynamic_partitions(recipe_partitions.name))
     layout = Layout(home.root())
     requests = []

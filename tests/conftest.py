@@ -35,3 +35,33 @@ def require_service(name: str, host: str, port: int) -> None:
         if os.environ.get("GEOVISION_REQUIRE_SERVICES") == "1":
             pytest.fail(message + " (GEOVISION_REQUIRE_SERVICES=1 requires it)")
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on loopback for the whole session (tests use their own buckets)."""
+    from tests.servers import start_moto
+
+    server, info = start_moto()
+    yield info
+    server.stop()
+
+
+@pytest.fixture()
+def s3_env(s3_server, monkeypatch: pytest.MonkeyPatch):
+    """The S3 server's endpoint and credentials exported as a user would (the AWS chain)."""
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("S3_ENDPOINT_URL", s3_server.endpoint_url)
+    return s3_server
+
+
+@pytest.fixture()
+def sshd(tmp_path: Path):
+    """A real OpenSSH server on a free loopback port, keys generated for this test."""
+    from tests.servers import start_sshd
+
+    server = start_sshd(tmp_path / "sshd")
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=10)

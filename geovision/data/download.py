@@ -10,9 +10,11 @@ run does no work.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import tarfile
@@ -27,6 +29,7 @@ import requests
 import urllib3
 from tqdm import tqdm
 
+from geovision import errors
 from geovision.io.atomic import atomic_file
 
 MARKER = ".geovision_download.json"
@@ -39,30 +42,77 @@ CHUNK_SIZE = 1 << 20
 DEFAULT_RETRIES = 5
 DEFAULT_BACKOFF_S = 2.0
 DEFAULT_TIMEOUT_S = 60.0
+MAX_RETRY_AFTER_S = 600.0
+# The first bytes of the formats a Resource may declare as its `kind`.
+MAGIC = {
+    "tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),  # classic and BigTIFF
+    "hdf5": (b"\x89HDF\r\n\x1a\n",),
+    "zip": (b"PK\x03\x04", b"PK\x05\x06"),
+    "xml": (b"<?xml", b"\xef\xbb\xbf<?xml"),
+    "jpeg": (b"\xff\xd8\xff",),
+    "png": (b"\x89PNG\r\n\x1a\n",),
+}
 
 
-class DownloadError(RuntimeError):
+class DownloadError(errors.DownloadError, RuntimeError):
     """A published file could not be fetched, verified or extracted."""
 
 
-class ChecksumMismatchError(DownloadError):
+class ChecksumMismatchError(DownloadError, errors.ChecksumError):
     """A downloaded file's size or checksum differs from the published one."""
 
 
-class HtmlResponseError(DownloadError):
+class HtmlResponseError(DownloadError, errors.AuthError):
     """The server answered with a web page (login, quota or error page) instead of the file."""
+
+
+class AccessDeniedError(DownloadError, errors.AuthError):
+    """The server refused the credentials (HTTP 401/403): retrying cannot help."""
+
+
+class UnexpectedContentError(DownloadError):
+    """The bytes received do not start like the declared format (TIFF, HDF5, zip, ...)."""
 
 
 class UnsafeArchiveError(DownloadError):
     """An archive member would land outside the destination or is not a plain file or folder."""
 
 
-class ManualDownloadError(FileNotFoundError):
+class ManualDownloadError(errors.MissingDataError):
     """A dataset that cannot be fetched automatically is not (completely) in place."""
 
 
 class _Transient(Exception):
-    """A failure worth retrying: the next attempt resumes from the bytes already on disk."""
+    """A failure worth retrying: the next attempt resumes from the bytes already on disk.
+
+    `retry_after` is the wait in seconds the server asked for (Retry-After), if any.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def kind_of(filename: str) -> str | None:
+    """The `kind` (a key of MAGIC) that a file name's suffix promises, or None."""
+    suffix = filename.lower().rsplit(".", 1)[-1] if "." in filename else ""
+    return {"tif": "tiff", "tiff": "tiff", "he5": "hdf5", "h5": "hdf5", "hdf5": "hdf5",
+            "zip": "zip", "xml": "xml", "jpg": "jpeg", "jpeg": "jpeg",
+            "png": "png"}.get(suffix)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 @dataclass(frozen=True)
@@ -81,16 +131,21 @@ class Resource:
     md5: str | None = None
     size: int | None = None
     extract: bool | None = None
+    into: str | None = None
+    kind: str | None = None  # a key of MAGIC: the first bytes must match
 
     def __post_init__(self) -> None:
-        if not self.filename or "/" in self.filename or "\\" in self.filename \
-                or self.filename in (".", ".."):
-            raise ValueError(f"Resource filename {self.filename!r} must be a plain file name.")
+        for what, name in (("filename", self.filename), ("into", self.into or "x")):
+            if not name or "/" in name or "\\" in name or name in (".", ".."):
+                raise ValueError(f"Resource {what} {name!r} must be a plain file name.")
         for algorithm, length in (("sha256", 64), ("md5", 32)):
             value = getattr(self, algorithm)
             if value is not None and not re.fullmatch(f"[0-9a-f]{{{length}}}", value):
                 raise ValueError(f"Resource {self.filename}: {algorithm}={value!r} is not "
                                  f"{length} lowercase hex digits.")
+        if self.kind is not None and self.kind not in MAGIC:
+            raise ValueError(f"Resource {self.filename}: kind {self.kind!r} is not one of "
+                             f"{', '.join(MAGIC)}.")
 
     @property
     def is_archive(self) -> bool:
@@ -119,14 +174,21 @@ class Resource:
 def fetch(resource: Resource, directory: str | os.PathLike, *, retries: int = DEFAULT_RETRIES,
           backoff_s: float = DEFAULT_BACKOFF_S, timeout_s: float = DEFAULT_TIMEOUT_S,
           progress: bool = True, session: requests.Session | None = None,
-          sleep: Callable[[float], None] = time.sleep) -> Path:
+          sleep: Callable[[float], None] = time.sleep, jitter: float = 0.0,
+          check: Callable[[Path], None] | None = None,
+          max_retry_after_s: float = MAX_RETRY_AFTER_S) -> Path:
     """Download `resource` to `directory/filename` and verify it; return the verified path.
 
     An already verified file is kept. Dropped connections, timeouts and HTTP 408/429/5xx are
     retried, each retry resuming where the last stopped, after waiting backoff_s * 2**(n - 1)
-    for the n-th failure in a row without new bytes; more than `retries` such failures in a
-    row raise DownloadError. A file that fails verification is deleted; if the download had
-    resumed a partial file left by an earlier run, it is fetched once more from scratch first.
+    for the n-th failure in a row without new bytes (times a random factor within
+    1 +- `jitter`, so that many clients do not retry in step), or as long as the server's
+    Retry-After asks (up to `max_retry_after_s`; a longer wait raises DownloadError at once);
+    more than `retries` such failures in a row raise DownloadError. 401/403 raise
+    AccessDeniedError, other 4xx DownloadError, without retrying. A file that fails
+    verification is deleted; if the download had resumed a partial file left by an earlier
+    run, it is fetched once more from scratch first. `check(part)` may open the verified file
+    (raising DownloadError if it cannot be read) before it is renamed into place.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -149,14 +211,29 @@ def fetch(resource: Resource, directory: str | os.PathLike, *, retries: int = DE
             # goes on as long as every attempt adds bytes.
             grew = part.is_file() and part.stat().st_size > before
             failures = 1 if grew else failures + 1
+            have = part.stat().st_size if part.is_file() else 0
             if failures > retries:
-                have = part.stat().st_size if part.is_file() else 0
                 raise DownloadError(
                     f"Downloading {resource.url} failed {failures} times (last: {exc}). "
                     f"{have} bytes are kept in {part}; run again to resume.") from exc
-            sleep(backoff_s * 2 ** (failures - 1))
+            wait = getattr(exc, "retry_after", None)
+            if wait is not None and wait > max_retry_after_s:
+                raise DownloadError(
+                    f"{resource.url} asks to retry after {wait:.0f} s ({exc}), longer than "
+                    f"{max_retry_after_s:.0f} s; {have} bytes are kept in {part}: run again "
+                    "later to resume.") from exc
+            if wait is None:
+                wait = backoff_s * 2 ** (failures - 1)
+                if jitter:
+                    wait *= random.uniform(1 - jitter, 1 + jitter)
+            sleep(wait)
             continue
         problem = verification_problem(part, resource)
+        if problem is None and check is not None:
+            try:
+                check(part)
+            except DownloadError as exc:
+                problem = str(exc)
         if problem is None:
             os.replace(part, dest)
             return dest
@@ -186,7 +263,13 @@ def _stream(resource: Resource, part: Path, session: requests.Session, timeout_s
         if status == 416 and offset:
             return  # nothing after `offset`: the partial file is complete (verified next)
         if status in RETRY_STATUSES:
-            raise _Transient(f"HTTP {status} {response.reason}")
+            raise _Transient(f"HTTP {status} {response.reason}",
+                             retry_after_seconds(response.headers.get("Retry-After")))
+        if status in (401, 403):
+            raise AccessDeniedError(
+                f"{resource.url} answered HTTP {status} {response.reason}: the credentials "
+                "are missing or lack the permission for this file; check the account and the "
+                "environment variables that hold its credentials.")
         if status >= 400:
             raise DownloadError(f"{resource.url} answered HTTP {status} {response.reason}; check "
                                 "the URL, or fetch the file by hand into the dataset root.")
@@ -208,6 +291,11 @@ def _stream(resource: Resource, part: Path, session: requests.Session, timeout_s
                 f"{resource.url} sent a web page instead of {resource.filename} (often a login, "
                 "quota or moved-file page). Open the URL in a browser to see why; if the file "
                 "needs registration, download it by hand into the dataset root.")
+        if resource.kind is not None and not offset and not first.startswith(
+                MAGIC[resource.kind]):
+            raise UnexpectedContentError(
+                f"{resource.url} sent {first[:16]!r}... where a {resource.kind} file was "
+                f"expected ({resource.filename}); the server or the link is wrong.")
         total = None if expected is None else offset + expected
         received = 0
         with open(part, "ab" if offset else "wb") as out, tqdm(
@@ -318,6 +406,8 @@ def _extract_tar(archive: Path, dest: Path) -> None:
                                              "refusing to extract it.")
                 # The data filter refuses links leaving `dest` and device or pipe members.
                 tar.extract(member, dest, filter="data")
+        except UnsafeArchiveError:
+            raise  # an OSError too (DownloadError is one): not a corrupt archive
         except tarfile.FilterError as exc:
             raise UnsafeArchiveError(f"{archive.name}: {exc}; refusing to extract it.") from exc
         except (tarfile.TarError, EOFError, OSError) as exc:
@@ -376,7 +466,10 @@ def download_and_extract(resources: Sequence[Resource], root: str | os.PathLike,
         path = fetch(resource, downloads, retries=retries, backoff_s=backoff_s,
                      timeout_s=timeout_s, progress=progress, session=session, sleep=sleep)
         if resource.is_archive:
-            entries = extract_archive(path, root)
+            dest = root if resource.into is None else root / resource.into
+            entries = extract_archive(path, dest)
+            if resource.into is not None:
+                entries = [f"{resource.into}/{entry}" for entry in entries]
             if not keep_archives:
                 path.unlink()
         else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from geovision.errors import UnknownNameError
+
 if TYPE_CHECKING:
     from geovision.data.base import GeoDataset
 
@@ -30,14 +32,20 @@ DATASETS: dict[str, str] = {
     "eurosat_rgb": "geovision.data.datasets.eurosat:EuroSATRGB",
     "bigearthnet": "geovision.data.datasets.bigearthnet:BigEarthNet",
     "fmow": "geovision.data.datasets.fmow:FMoW",
+    "coco": "geovision.data.datasets.coco:Coco",
+    "coco_voc": "geovision.data.datasets.coco:CocoVOC",
+    "crowdai_mapping": "geovision.data.datasets.crowdai:CrowdAIMapping",
+    "crowdai_mapping_small": "geovision.data.datasets.crowdai:CrowdAIMappingSmall",
+    "spacenet1": "geovision.data.datasets.spacenet:SpaceNet1",
+    "spacenet2": "geovision.data.datasets.spacenet:SpaceNet2",
+    "spacenet3": "geovision.data.datasets.spacenet:SpaceNet3",
+    "hyspecnet11k": "geovision.data.datasets.hyspecnet:HySpecNet11k",
+    "hyspecnet11k_hard": "geovision.data.datasets.hyspecnet:HySpecNet11kHard",
 }
 
 
-class UnknownDatasetError(KeyError):
+class UnknownDatasetError(UnknownNameError):
     """A dataset name that is not registered."""
-
-    def __str__(self) -> str:  # KeyError would quote the whole message
-        return str(self.args[0])
 
 
 def list_datasets() -> list[str]:

@@ -79,15 +79,15 @@ class ScenePrediction:
 def load_scene_model(run: str | Path) -> SceneModel:
     """A SceneModel from a training run folder (its chosen checkpoint and recorded
     statistics) or from a `models/<dataset>/<recipe>.json` record."""
-    from geovision.experiment.fit import read_fit_result
-    from geovision.experiment.run import load_run
+    from geovision.experiment.model_record import ModelRecord
+    from geovision.experiment.runfolders.inputs import load_run
+    from geovision.experiment.runtime.fit import read_fit_result
     from geovision.experiment.workflows import load_module
 
     path = Path(run)
     if path.is_file() and path.suffix == ".json":
-        record = json.loads(path.read_text())
-        path = Path(record["run_dir"])
-        checkpoint = Path(record["checkpoint"])
+        record = ModelRecord.from_json(path.read_text(), path)
+        path, checkpoint = record.run_dir, record.checkpoint
     else:
         checkpoint = None
     if not path.is_dir():
@@ -105,15 +105,14 @@ def load_scene_model(run: str | Path) -> SceneModel:
                       scale=dataset_cls.SCALE, source=str(checkpoint))
 
 
-def scene_bands(src: Any) -> list[SceneBand]:
-    """The bands of an open scene: names from the band descriptions, centre wavelengths from
-    the per-band `wavelength_nm` tag (the analysis-ready scene contract)."""
-    bands = []
-    for i in range(1, src.count + 1):
-        name = src.descriptions[i - 1] or f"band_{i}"
-        wave = src.tags(i).get("wavelength_nm")
-        bands.append(SceneBand(name, float(wave) if wave not in (None, "") else None))
-    return bands
+def scene_bands(path: str | Path) -> list[SceneBand]:
+    """The bands of a scene: names from the band descriptions, centre wavelengths from the
+    per-band `wavelength_nm` tags (the analysis-ready scene contract)."""
+    from geovision.satellite import open_scene
+
+    info = open_scene(path)
+    return [SceneBand(name, wave) for name, wave in
+            zip(info.band_names, info.wavelengths_nm, strict=True)]
 
 
 def _chips_in_batches(src: Any, chips: Any, indexes: list[int], batch_size: int,
@@ -180,7 +179,7 @@ def _predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out
     started = time.perf_counter()
     model = spec.model.eval().float().to(device)
     with open_raster(scene) as src:
-        matches = match_bands(spec.bands, scene_bands(src))
+        matches = match_bands(spec.bands, scene_bands(scene))
         indexes = [m.scene_index + 1 for m in matches]
         dtype = np.dtype(src.dtypes[indexes[0] - 1])
         nodata = src.nodata

@@ -14,10 +14,10 @@ def attribution_report(context: AssetExecutionContext, home: GeovisionHome) -> M
     """Integrated Gradients, Guided Backprop, Grad-CAM, LIME, Kernel SHAP and feature
     visualisation maps, with deletion/insertion AUC, randomisation and band importance."""
     from geovision.hashing import sha256_file
-    from geovision.pipeline import attribution, load_model_record
+    from geovision.pipeline import explain_model, load_model_record
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
-    report = attribution(dataset, recipe, home.root(), progress=False)
+    report = explain_model(dataset, recipe, home.root(), progress=False)
     record = load_model_record(dataset, recipe, home.root())
     figures = {f"maps_{name}": md.png(path, name.replace("_", " "))
                for name, path in report.figures.items() if not name.endswith("_bands")}
@@ -34,6 +34,6 @@ def attribution_report(context: AssetExecutionContext, home: GeovisionHome) -> M
             "predicted": MetadataValue.json(report.predicted),
             "actual": MetadataValue.json(report.actual),
             "band_importance": MetadataValue.json(report.band_importance),
-            **md.provenance(checkpoint=record["checkpoint"], config_hash=record["config_hash"]),
+            **md.provenance(checkpoint=str(record.checkpoint), config_hash=record.config_hash),
         },
     )

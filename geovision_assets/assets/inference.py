@@ -1,13 +1,22 @@
 """scene_predictions: each recipe marked for inference applied to each satellite scene."""
 
-from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from geovision_assets import metadata as md
-from geovision_assets.partitions import scene_and_recipe, scene_recipe_partitions
+from geovision_assets.assets.satellite import satellite_scene
+from geovision_assets.partitions import by_scene, scene_and_recipe, scene_recipe_partitions
 from geovision_assets.resources import GeovisionHome, RecipeLibrary
 
 
 @asset(partitions_def=scene_recipe_partitions, code_version="1", group_name="inference",
+       deps=[AssetDep(satellite_scene, partition_mapping=by_scene)],
        kinds={"pytorch", "geotiff"})
 def scene_predictions(context: AssetExecutionContext, home: GeovisionHome,
                       recipes: RecipeLibrary) -> MaterializeResult:

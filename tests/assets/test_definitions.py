@@ -92,7 +92,7 @@ def test_scene_predictions_sensor_requests_new_pairs_of_marked_trained_recipes(t
     home = tmp_path / "home"
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("recipe", ["marked", "plain"])
-    instance.add_dynamic_partitions("scene", ["generated:a", "inbox:b"])
+    instance.add_dynamic_partitions("satellite_scene", ["generated:a", "inbox:b"])
     context = build_sensor_context(instance=instance, resources={
         "recipes": RecipeLibrary(path=str(tmp_path / "recipes")),
         "home": GeovisionHome(path=str(home))})
@@ -106,6 +106,6 @@ def test_scene_predictions_sensor_requests_new_pairs_of_marked_trained_recipes(t
     assert sorted(r.partition_key for r in result.run_requests) == [
         "marked|generated:a", "marked|inbox:b"]
     context.update_cursor(result.cursor)
-    instance.add_dynamic_partitions("scene", ["inbox:c"])
+    instance.add_dynamic_partitions("satellite_scene", ["inbox:c"])
     again = scene_predictions_sensor(context)
     assert [r.partition_key for r in again.run_requests] == ["marked|inbox:c"]

@@ -106,8 +106,8 @@ def test_eda_report(demo):
 def test_model_outputs(demo):
     instance, result, home = demo
     record = result.summary
-    assert record["test_metrics"]["test_accuracy"] > record["chance_accuracy"] + 0.3
-    metrics = pd.read_csv(Path(record["run_dir"]) / "metrics.csv")
+    assert record.test_metrics["test_accuracy"] > record.chance_accuracy + 0.3
+    metrics = pd.read_csv(Path(record.run_dir) / "metrics.csv")
     assert metrics["epoch"].tolist() == [0, 1, 2]
     for method in METHODS:
         assert (home / "attribution" / "synthetic" / "quick" / f"{method}.png").is_file()
@@ -119,7 +119,7 @@ def test_model_outputs(demo):
     assert "data:image/png;base64," in attribution["maps_grad_cam"].value
     meta = instance.get_latest_materialization_event(
         AssetKey("trained_model")).asset_materialization.metadata
-    assert meta["config_hash"].value == record["config_hash"]
+    assert meta["config_hash"].value == record.config_hash
     assert meta["plot_loss"].value.startswith("loss")
     assert meta["random_seed"].value == 0
 
@@ -130,7 +130,7 @@ def test_model_evaluation(demo):
     meta = instance.get_latest_materialization_event(
         AssetKey("model_evaluation")).asset_materialization.metadata
     # The evaluation of the recorded checkpoint repeats the test metrics of the training run.
-    assert meta["test_accuracy"].value == pytest.approx(record["test_metrics"]["test_accuracy"])
+    assert meta["test_accuracy"].value == pytest.approx(record.test_metrics["test_accuracy"])
     assert meta["num_samples"].value == 80
     assert meta["confusion_matrix"].value.startswith(
         "Test split: confusion matrix (rows: true class")

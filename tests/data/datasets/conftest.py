@@ -325,6 +325,274 @@ def build_fmow(root: Path) -> Path:
     return root
 
 
+def compressed_rle(mask: np.ndarray) -> dict:
+    """A mask as COCO's compressed RLE, as stored in json (counts a str, size [h, w])."""
+    from pycocotools import mask as coco_mask
+
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()}
+
+
+COCO_SIZE = (10, 12)  # height, width of every miniature image
+# image id -> annotations as (category id, segmentation, iscrowd, area)
+COCO_TRAIN = {
+    9: [(1, [[1, 1, 5, 1, 5, 4, 1, 4]], 0, 1200.0),          # person: rows 1-3, cols 1-4
+        (18, [[3, 2, 8, 2, 8, 6, 3, 6]], 0, 1500.0)],        # dog overlapping it
+    25: [(5, {"size": [10, 12], "counts": [2, 3, 115]}, 1, 3.0),  # crowd: column 0, rows 2-4
+         (25, [[0, 0, 2, 2], [6, 5, 10, 5, 10, 8, 6, 8]], 0, 12.0)],  # a 2-point part first
+    30: [(90, "compressed", 0, 9.0)],                        # toothbrush as compressed RLE
+    34: [],                                                  # no annotations
+    36: [(5, [[0, 6, 4, 6, 4, 10, 0, 10]], 0, 1800.0)],      # airplane: rows 6-9, cols 0-3
+    42: [(1, [[6, 0, 12, 0, 12, 3, 6, 3]], 0, 1400.0)],
+}
+COCO_VAL = {
+    139: [(62, [[2, 2, 6, 2, 6, 6, 2, 6]], 0, 16.0)],         # chair
+    285: [(23, [[0, 0, 12, 0, 12, 10, 0, 10]], 0, 120.0)],    # bear over the whole image
+    632: [],
+}
+
+
+def coco_compressed_mask() -> np.ndarray:
+    mask = np.zeros(COCO_SIZE, dtype=np.uint8)
+    mask[6:9, 8:11] = 1
+    return mask
+
+
+def coco_json(images: dict[int, list], categories: list[dict], first_ann_id: int,
+              file_name: Callable[[int], str], size: tuple[int, int] = COCO_SIZE) -> dict:
+    """An instances-style COCO json for `images` (id -> [(category, segmentation, iscrowd,
+    area)])."""
+    anns, ann_id = [], first_ann_id
+    for image_id, entries in images.items():
+        for category, segmentation, iscrowd, area in entries:
+            if segmentation == "compressed":
+                segmentation = compressed_rle(coco_compressed_mask())
+            anns.append({"id": ann_id, "image_id": image_id, "category_id": category,
+                         "segmentation": segmentation, "area": area, "bbox": [0, 0, 1, 1],
+                         "iscrowd": iscrowd})
+            ann_id += 1
+    return {"info": {"year": 2017}, "licenses": [{"id": 1, "name": "CC BY", "url": ""}],
+            "images": [{"id": i, "file_name": file_name(i), "height": size[0],
+                        "width": size[1], "license": 1} for i in images],
+            "annotations": anns, "categories": categories}
+
+
+def build_coco(root: Path) -> Path:
+    """train2017 (6 images) and val2017 (3) JPEGs with instances_*.json over the 80 real
+    categories: polygons, a crowd uncompressed RLE, a compressed RLE, overlapping instances,
+    a polygon list whose first part has 4 numbers, and images without annotations."""
+    from geovision.data.datasets.coco import COCO_CATEGORIES
+
+    categories = [{"id": c, "name": n, "supercategory": "thing"} for c, n in COCO_CATEGORIES]
+    (root / "annotations").mkdir(parents=True)
+    for folder, images, first in (("train2017", COCO_TRAIN, 1), ("val2017", COCO_VAL, 900)):
+        for image_id in images:
+            write_photo(root / folder / f"{image_id:012d}.jpg", size=COCO_SIZE[::-1])
+        data = coco_json(images, categories, first, lambda i: f"{i:012d}.jpg")
+        (root / "annotations" / f"instances_{folder}.json").write_text(json.dumps(data))
+    (root / "annotations" / "captions_train2017.json").write_text("{}")  # shipped, unused
+    return root
+
+
+CROWDAI_SIZE = (12, 12)  # the real tiles are 300 x 300
+CROWDAI = {"train": {0: [[[1, 1, 5, 1, 5, 5, 1, 5]], [[3, 3, 9, 3, 9, 9, 3, 9]]], 1: [],
+                     2: [[[0, 0, 12, 0, 12, 2, 0, 2]]], 3: [[[6, 6, 12, 6, 12, 12, 6, 12]]],
+                     4: [[[0, 8, 4, 8, 4, 12, 0, 12]]]},
+           "val": {60317: [[[2, 2, 4, 2, 4, 4, 2, 4]]], 60318: []}}
+
+
+def build_crowdai(root: Path) -> Path:
+    """train (5 tiles) and val (2) with annotation.json (category 100) and a smaller
+    annotation-small.json listing the first three tiles of each."""
+    categories = [{"id": 100, "name": "building", "supercategory": "building"}]
+    for folder, images in CROWDAI.items():
+        first = 1 if folder == "train" else 1000
+        entries = {i: [(100, polygon, 0, 16.0) for polygon in polygons]
+                   for i, polygons in images.items()}
+        for image_id in images:
+            write_photo(root / folder / "images" / f"{image_id:012d}.jpg",
+                        size=CROWDAI_SIZE[::-1])
+        full = coco_json(entries, categories, first, lambda i: f"{i:012d}.jpg", CROWDAI_SIZE)
+        (root / folder / "annotation.json").write_text(json.dumps(full))
+        small = dict(list(entries.items())[:3])
+        (root / folder / "annotation-small.json").write_text(json.dumps(
+            coco_json(small, categories, first, lambda i: f"{i:012d}.jpg", CROWDAI_SIZE)))
+    return root
+
+
+SN_ORIGIN = (-43.7, -22.9)  # lon, lat of the top-left corner of every miniature chip
+SN_PIXEL = 4.5e-6  # degrees (about 0.5 m)
+
+
+def write_chip(path: Path, array: np.ndarray, origin: tuple[float, float] = SN_ORIGIN) -> None:
+    """A SpaceNet chip: a GeoTIFF in EPSG:4326 (lon / lat degrees), as published."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count, height, width = array.shape
+    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=count,
+                       dtype=array.dtype.name, crs="EPSG:4326",
+                       transform=from_origin(*origin, SN_PIXEL, SN_PIXEL)) as dst:
+        dst.write(array)
+
+
+def pixel_box(rows: tuple[float, float], cols: tuple[float, float],
+              origin: tuple[float, float] = SN_ORIGIN) -> list[list[float]]:
+    """A closed ring (lon, lat, 0) around pixel rows [r0, r1) and columns [c0, c1), its edges a
+    quarter pixel inside, so rasterising it burns exactly those pixels."""
+    (r0, r1), (c0, c1) = rows, cols
+    ys, xs = (r0 + 0.25, r1 - 0.25), (c0 + 0.25, c1 - 0.25)
+    lon = [origin[0] + x * SN_PIXEL for x in xs]
+    lat = [origin[1] - y * SN_PIXEL for y in ys]
+    return [[lon[0], lat[0], 0.0], [lon[1], lat[0], 0.0], [lon[1], lat[1], 0.0],
+            [lon[0], lat[1], 0.0], [lon[0], lat[0], 0.0]]
+
+
+def feature_collection(geometries: list[dict], crs: str | None = None) -> str:
+    data: dict = {"type": "FeatureCollection",
+                  "features": [{"type": "Feature", "properties": {"building_id": i},
+                                "geometry": g} for i, g in enumerate(geometries)]}
+    if crs is not None:
+        data["crs"] = {"type": "name", "properties": {"name": crs}}
+    return json.dumps(data)
+
+
+def to_web_mercator(ring: list[list[float]]) -> list[list[float]]:
+    from rasterio.warp import transform
+
+    xs, ys = transform("EPSG:4326", "EPSG:3857", [p[0] for p in ring], [p[1] for p in ring])
+    return [[x, y] for x, y in zip(xs, ys, strict=True)]
+
+
+# SN1 chip sizes vary by a pixel, as published; (rows, cols) of each chip's one building
+SN1_CHIPS = {1: ((406, 439), None), 2: ((406, 438), ((10, 20), (30, 60))),
+             3: ((405, 439), None), 4: ((406, 439), ((100, 150), (200, 220))),
+             5: ((406, 439), ((0, 5), (0, 5))), 6: ((406, 439), ((300, 310), (400, 430)))}
+
+
+def build_spacenet1(root: Path) -> Path:
+    """3band RGB chips (406 x 438/439, 405 x 439, uint8) and their geojsons: two empty (0 bytes)
+    files, 3-D polygons in CRS84, and one file in EPSG:3857 that must be reprojected."""
+    for n, (shape, box) in SN1_CHIPS.items():
+        image = root / "3band" / f"3band_AOI_1_RIO_img{n}.tif"
+        write_chip(image, random_uint8(image, (3, *shape)))
+        label = root / "geojson" / f"Geo_AOI_1_RIO_img{n}.geojson"
+        label.parent.mkdir(parents=True, exist_ok=True)
+        if box is None:
+            label.write_bytes(b"")
+            continue
+        ring = pixel_box(*box)
+        if n == 6:
+            geometries = [{"type": "Polygon", "coordinates": [to_web_mercator(ring)]}]
+            label.write_text(feature_collection(geometries, crs="urn:ogc:def:crs:EPSG::3857"))
+        else:  # chip 4 also has a feature without geometry, which is skipped
+            geometries = [{"type": "Polygon", "coordinates": [ring]}] + ([None] if n == 4 else [])
+            label.write_text(feature_collection(geometries, crs="urn:ogc:def:crs:OGC:1.3:CRS84"))
+    (root / "8band").mkdir()  # the 8-band chips come in another tarball (not fetched)
+    return root
+
+
+SN_CITIES = ("2_Vegas", "3_Paris", "4_Shanghai", "5_Khartoum")
+
+
+def build_spacenet2(root: Path) -> Path:
+    """Per AOI: 5 RGB-PanSharpen chips (16 x 16, uint16 holding 11-bit values), a PAN product
+    beside them, building geojsons for chips 1-4 (chip 5 has none: left out)."""
+    for k, city in enumerate(SN_CITIES):
+        base = root / f"AOI_{city}_Train"
+        for n in (1, 2, 3, 4, 5):
+            image = base / "RGB-PanSharpen" / f"RGB-PanSharpen_AOI_{city}_img{n}.tif"
+            values = rng_for(image).integers(0, 2048, size=(3, 16, 16), dtype=np.uint16)
+            write_chip(image, values)
+            write_chip(base / "PAN" / f"PAN_AOI_{city}_img{n}.tif", values[:1])
+            if n == 5:
+                continue
+            label = base / "geojson" / "buildings" / f"buildings_AOI_{city}_img{n}.geojson"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            rings = [pixel_box((2 + k, 6 + k), (3, 9))] + ([pixel_box((10, 14), (10, 16))]
+                                                            if n == 2 else [])
+            label.write_text(feature_collection([{"type": "Polygon", "coordinates": [r]}
+                                                 for r in rings]))
+        (base / "summaryData").mkdir()
+        (base / "summaryData" / f"AOI_{city}_Train_Building_Solutions.csv").write_text(
+            "ImageId,BuildingId,PolygonWKT_Pix,PolygonWKT_Geo\n")
+    return root
+
+
+def build_spacenet3(root: Path) -> Path:
+    """Two AOIs x 4 PS-RGB chips (16 x 16, uint16) with road LineStrings (even chips' files
+    have no features)."""
+    for city in SN_CITIES[:2]:
+        base = root / f"AOI_{city}"
+        for n in (1, 2, 3, 4):
+            stem = f"SN3_roads_train_AOI_{city}"
+            image = base / "PS-RGB" / f"{stem}_PS-RGB_img{n}.tif"
+            write_chip(image, rng_for(image).integers(0, 2048, size=(3, 16, 16),
+                                                      dtype=np.uint16))
+            label = base / "geojson_roads" / f"{stem}_geojson_roads_img{n}.geojson"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            row = SN_ORIGIN[1] - 8.5 * SN_PIXEL  # along the centres of pixel row 8
+            line = [[SN_ORIGIN[0] + 0.5 * SN_PIXEL, row, 0.0],
+                    [SN_ORIGIN[0] + 15.5 * SN_PIXEL, row, 0.0]]
+            geometries = [{"type": "LineString", "coordinates": line}] if n % 2 else []
+            label.write_text(feature_collection(geometries))
+    return root
+
+
+HSN_TILES = {  # tile -> patches; tiles A, B train, C val, D test in the hard lists
+    "ENMAP01-____L2A-DT0000004950_20221103T162438Z_001_V010110_20221118T145147Z": 3,
+    "ENMAP01-____L2A-DT0000004950_20221103T162443Z_002_V010110_20221118T145239Z": 3,
+    "ENMAP01-____L2A-DT0000005179_20221105T031342Z_006_V010110_20221118T190420Z": 2,
+    "ENMAP01-____L2A-DT0000005361_20221107T105702Z_012_V010110_20221119T002837Z": 3,
+}
+HSN_EASY = {"train": (0, 2, 3, 5, 6, 9), "val": (1, 7), "test": (4, 8)}  # patch numbers
+
+
+def hsn_band_values(band: int, patch: int) -> np.ndarray:
+    """Band `band` (1-based) of patch `patch`: 100 x band + patch, a column ramp added."""
+    return (100 * band + patch + np.tile(np.arange(8, dtype=np.int16), (8, 1))).astype(np.int16)
+
+
+def build_hyspecnet(root: Path) -> Path:
+    """11 patches of 4 tiles (224-band int16 8 x 8 SPECTRAL_IMAGE.TIFs, deflate, nodata
+    -32768, UTM, 30 m, with a QL_PIXELMASK beside each), one patch in each of the ten
+    archive folders (the eleventh, in the last, is not listed); easy and hard split CSVs
+    naming the -DATA.npy files."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    listed: list[str] = []
+    hard = {"train": [], "val": [], "test": []}
+    patch = 0
+    for t, (tile, count) in enumerate(HSN_TILES.items()):
+        for p in range(count):
+            name = f"{tile}-Y{p * 128:04d}{p * 128 + 127:04d}_X00000127"
+            part = root / f"hyspecnet-11k-{min(patch + 1, 10):02d}" / "hyspecnet-11k" / "patches"
+            folder = part / tile / name
+            folder.mkdir(parents=True)
+            bands = np.stack([hsn_band_values(b, patch) for b in range(1, 225)])
+            with rasterio.open(folder / f"{name}-SPECTRAL_IMAGE.TIF", "w", driver="GTiff",
+                               height=8, width=8, count=224, dtype="int16", nodata=-32768,
+                               compress="deflate", interleave="band", crs="EPSG:32618",
+                               transform=from_origin(300_000 + 3840 * t, 4_500_000, 30, 30)
+                               ) as dst:
+                dst.write(bands)
+            write_geotiff(folder / f"{name}-QL_PIXELMASK.TIF", np.zeros((1, 8, 8), np.uint8))
+            line = f"{tile}/{name}/{name}-DATA.npy"
+            if patch < 10:
+                listed.append(line)
+                hard[("train", "train", "val", "test")[t]].append(line)
+            patch += 1
+    for strategy, lists in (("easy", {s: [listed[i] for i in ids]
+                                      for s, ids in HSN_EASY.items()}), ("hard", hard)):
+        folder = root / "hyspecnet-11k-splits" / "hyspecnet-11k" / "splits" / strategy
+        folder.mkdir(parents=True)
+        for split, lines in lists.items():
+            (folder / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "imagenette": lambda r: build_imagenette(r, "imagenette2"),
     "imagenette_320": lambda r: build_imagenette(r, "imagenette2-320"),
@@ -340,6 +608,15 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "eurosat_rgb": lambda r: build_eurosat(r, "rgb"),
     "bigearthnet": build_bigearthnet,
     "fmow": build_fmow,
+    "coco": build_coco,
+    "coco_voc": build_coco,
+    "crowdai_mapping": build_crowdai,
+    "crowdai_mapping_small": build_crowdai,
+    "spacenet1": build_spacenet1,
+    "spacenet2": build_spacenet2,
+    "spacenet3": build_spacenet3,
+    "hyspecnet11k": build_hyspecnet,
+    "hyspecnet11k_hard": build_hyspecnet,
 }
 
 
@@ -414,3 +691,39 @@ def check_contract(cls: type[GeoDataset], root: Path, val_split: float = 0.25,
 def contract() -> Callable[..., pd.DataFrame]:
     """contract(cls, root, ...) runs the shared contract checks and returns the df."""
     return check_contract
+
+
+def check_statistics_and_shards(cls: type[GeoDataset], root: Path, out: Path,
+                                split: str = "train") -> pd.DataFrame:
+    """The dataset through image statistics (every df row, no problems) and both shard
+    formats (read back equal to the map-style dataset); returns the statistics table."""
+    from geovision.data.shards.hdf import HdfDataset, write_hdf_splits
+    from geovision.data.shards.streaming import StreamingGeoDataset, write_streaming_splits
+    from geovision.data.statistics import check_statistics, class_column, compute_image_statistics
+
+    df = cls.build_df(root)
+    table = compute_image_statistics(cls, root, df, workers=1, progress=False).table
+    assert len(table) == len(df) and check_statistics(table, cls.BANDS, df) == []
+    if cls.TASK == "segmentation":
+        pixels = table[[class_column(c, "pixels") for c in cls.CLASS_NAMES]].sum(axis=1)
+        assert (pixels <= table["height"] * table["width"]).all()
+    source = cls(root, df=df, split=split)
+    hdf = write_hdf_splits(cls, root, out / "hdf", df=df, splits=(split,), progress=False)[split]
+    mds = write_streaming_splits(cls, root, out / "mds", df=df, splits=(split,),
+                                 progress=False)[split]
+    readers = (HdfDataset(hdf.path, source.sample_transform),
+               StreamingGeoDataset(str(mds.path), source.sample_transform))
+    for reader in readers:
+        assert len(reader) == len(source) > 0
+        for index in range(len(source)):
+            got, want = reader[index], source[index]
+            assert got[2] == want[2]
+            for a, b in zip(got[:2], want[:2], strict=True):
+                assert torch.equal(a, b) if isinstance(b, torch.Tensor) else a == b
+    return table
+
+
+@pytest.fixture(scope="session")
+def pipeline_checks() -> Callable[..., pd.DataFrame]:
+    """pipeline_checks(cls, root, out) runs statistics and both shard formats on a dataset."""
+    return check_statistics_and_shards

@@ -23,10 +23,21 @@ from geovision.data.download import MARKER, ManualDownloadError, Resource
 from geovision.layout import Layout
 
 DOWNLOADED = ["imagenette", "imagenette_320", "imagenette_160", "oxford_pets",
-              "oxford_pets_segmentation", "pascal_voc", "eurosat", "eurosat_rgb", "bigearthnet"]
-MANUAL = ["inria", "massachusetts_buildings", "massachusetts_roads", "potsdam", "fmow"]
+              "oxford_pets_segmentation", "pascal_voc", "eurosat", "eurosat_rgb",
+              "bigearthnet", "coco", "coco_voc", "spacenet1", "spacenet2", "hyspecnet11k"]
+MANUAL = ["inria", "massachusetts_buildings", "massachusetts_roads", "potsdam", "fmow",
+          "crowdai_mapping", "crowdai_mapping_small"]
 # Archives holding only part of a miniature's top-level folders; others hold all of them.
-ARCHIVE_CONTENT = {"images.tar.gz": ["images"], "annotations.tar.gz": ["annotations"]}
+ARCHIVE_CONTENT = {"images.tar.gz": ["images"], "annotations.tar.gz": ["annotations"],
+                   "train2017.zip": ["train2017"], "val2017.zip": ["val2017"],
+                   "annotations_trainval2017.zip": ["annotations"],
+                   "SN1_buildings_train_AOI_1_Rio_3band.tar.gz": ["3band"],
+                   "SN1_buildings_train_AOI_1_Rio_geojson_buildings.tar.gz": ["geojson"],
+                   **{f"SN2_buildings_train_AOI_{aoi}.tar.gz": [f"AOI_{aoi}_Train"]
+                      for aoi in ("2_Vegas", "3_Paris", "4_Shanghai", "5_Khartoum")},
+                   **{f"{part}.tar.gz": [f"{part}/hyspecnet-11k"] for part in (
+                       *(f"hyspecnet-11k-{k:02d}" for k in range(1, 11)),
+                       "hyspecnet-11k-splits")}}
 
 
 def test_every_dataset_is_registered_with_its_facts():
@@ -35,7 +46,8 @@ def test_every_dataset_is_registered_with_its_facts():
         cls = get_dataset(name)
         assert cls.NAME == name
         assert len(cls.BANDS) == len(cls.MEANS) == len(cls.STD_DEVS)
-        assert all(0 <= m < 1 for m in cls.MEANS) and all(0 < s < 1 for s in cls.STD_DEVS)
+        # std 1: reflectance left unstandardised, HySpecNet's reference normalisation
+        assert all(0 <= m < 1 for m in cls.MEANS) and all(0 < s <= 1 for s in cls.STD_DEVS)
         assert all(re.fullmatch(r"[a-z0-9_]+", c) for c in cls.CLASS_NAMES), name
         assert len(set(cls.CLASS_NAMES)) == len(cls.CLASS_NAMES)
     for name in DOWNLOADED:
@@ -48,12 +60,12 @@ def pack(source: Path, entries: list[str], dest: Path) -> None:
         with zipfile.ZipFile(dest, "w") as zf:
             for entry in entries:
                 for path in sorted((source / entry).rglob("*")):
-                    zf.write(path, path.relative_to(source).as_posix())
+                    zf.write(path, path.relative_to((source / entry).parent).as_posix())
     else:
         mode = "w" if dest.name.endswith(".tar") else "w:gz"
         with tarfile.open(dest, mode) as tar:
             for entry in entries:
-                tar.add(source / entry, arcname=entry)
+                tar.add(source / entry, arcname=Path(entry).name)
 
 
 @pytest.fixture()
@@ -92,7 +104,8 @@ def test_downloaded_dataset_acquires_and_indexes(name, miniature, file_server, g
         else:
             shutil.copy(source / resource.filename, path)
         md5 = hashlib.md5(path.read_bytes()).hexdigest()
-        local.append(Resource(base_url + resource.filename, resource.filename, md5=md5))
+        local.append(Resource(base_url + resource.filename, resource.filename, md5=md5,
+                              into=resource.into))
     monkeypatch.setattr(cls, "RESOURCES", tuple(local))
     raw = acquire_dataset(name, geovision_home)
     assert raw.root == Layout(geovision_home).dataset(name) and raw.num_files > 0

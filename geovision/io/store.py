@@ -1,0 +1,178 @@
+"""ArtifactStore: an artifact root on S3, worked on through a local cache.
+
+Steps write under a local folder exactly as they would with a local root; a finished artifact
+(one file or one folder below that root) is then *published*: its files go up under a new
+version prefix, and only then is a small marker object written that names the version and every
+file's size and sha256. A reader asks the marker first and downloads only the version it names,
+so a sync that dies half-way leaves the previous version what every reader sees.
+
+    s3://bucket/prefix/<relative path>.artifact.json      the marker (written last)
+    s3://bucket/prefix/<relative path>@<version>/...      that version's files
+
+The version is a hash of the artifact's content: publishing unchanged content uploads nothing.
+After a new marker is written, versions older than the previous one are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from geovision.errors import ConfigError, MissingDataError, RemoteError
+from geovision.hashing import hash_manifest, sha256_file
+from geovision.io.atomic import atomic_dir, atomic_file
+from geovision.io.s3 import S3IO, S3Url
+
+MARKER_SUFFIX = ".artifact.json"
+VERSION_SEP = "@"
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a marker says: the artifact's version, kind and files."""
+
+    relative: str
+    version: str
+    kind: str  # "file" or "dir"
+    files: dict[str, dict]
+    url: str  # where this version's content lives
+    previous: tuple[str, ...] = ()  # older versions still kept, newest first
+
+    @property
+    def num_bytes(self) -> int:
+        return sum(f["size"] for f in self.files.values())
+
+
+def _manifest(path: Path) -> dict[str, dict]:
+    if path.is_file():
+        return {path.name: {"size": path.stat().st_size, "sha256": sha256_file(path)}}
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return {p.relative_to(path).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in files}
+
+
+class ArtifactStore:
+    """Publishes finished artifacts of the local root `cache` to `remote` (s3://bucket/prefix)
+    and fetches published ones back into the cache."""
+
+    def __init__(self, remote: str, cache: str | os.PathLike, s3: S3IO,
+                 keep_versions: int = 2) -> None:
+        self.remote = S3Url.parse(remote.rstrip("/") + "/")
+        self.cache = Path(cache).resolve()
+        self.s3 = s3
+        self.keep_versions = max(keep_versions, 1)
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({str(self.remote)!r}, cache={str(self.cache)!r}, s3={self.s3!r})"
+
+    def relative(self, path: str | os.PathLike) -> str:
+        path = Path(path).resolve()
+        try:
+            rel = path.relative_to(self.cache).as_posix()
+        except ValueError:
+            raise ConfigError(f"{path} is not under the artifact cache {self.cache}: only "
+                              "artifacts of this root can be published") from None
+        if rel in ("", "."):
+            raise ConfigError("publish an artifact below the root, not the whole root")
+        return rel
+
+    def marker_url(self, rel: str) -> str:
+        return str(self.remote.join(rel + MARKER_SUFFIX))
+
+    def version_url(self, rel: str, version: str) -> str:
+        return str(self.remote.join(f"{rel}{VERSION_SEP}{version}"))
+
+    # ----- reading ------------------------------------------------------------------------
+    def published(self, path: str | os.PathLike) -> Published | None:
+        """The marker of the artifact at local `path`, or None if it was never published."""
+        rel = self.relative(path)
+        url = self.marker_url(rel)
+        if not self.s3.exists(url):
+            return None
+        record = json.loads(self.s3.read_bytes(url))
+        return Published(relative=rel, version=record["version"], kind=record["kind"],
+                         files=record["files"], url=self.version_url(rel, record["version"]),
+                         previous=tuple(record.get("previous", ())))
+
+    def fetch(self, path: str | os.PathLike) -> Path:
+        """Make the local `path` the published version (downloading only if it differs) and
+        return it. Raises MissingDataError if nothing was published there."""
+        path = Path(path).resolve()
+        marker = self.published(path)
+        if marker is None:
+            raise MissingDataError(f"{self.remote.join(self.relative(path))} was never "
+                                   "published: materialize it first")
+        if path.exists() and _manifest(path) == marker.files:
+            return path
+        if marker.kind == "file":
+            (name,) = marker.files
+            with atomic_file(path) as tmp:
+                self.s3._run("download", marker.url, ["cp", f"{marker.url}/{name}", str(tmp)])
+                self._verify(tmp, marker.files[name], f"{marker.url}/{name}")
+        else:
+            with atomic_dir(path) as tmp:
+                if marker.files:
+                    self.s3._run("download", marker.url, ["cp", marker.url + "/*", f"{tmp}/"])
+                got = _manifest(tmp)
+                if got != marker.files:
+                    missing = sorted(set(marker.files) - set(got))[:3]
+                    raise RemoteError(f"{marker.url} does not hold the files its marker names "
+                                      f"(first missing or different: {missing}); publish the "
+                                      "artifact again")
+        return path
+
+    @staticmethod
+    def _verify(path: Path, expected: dict, url: str) -> None:
+        size = path.stat().st_size
+        if size != expected["size"] or sha256_file(path) != expected["sha256"]:
+            raise RemoteError(f"{url} is not the file its marker names ({size} bytes); publish "
+                              "the artifact again")
+
+    # ----- writing ------------------------------------------------------------------------
+    def publish(self, path: str | os.PathLike) -> Published:
+        """Upload the finished artifact at local `path` as a new version, then switch the
+        marker to it; an upload that fails leaves the previous marker (and version) intact."""
+        path = Path(path).resolve()
+        rel = self.relative(path)
+        if not path.exists():
+            raise MissingDataError(f"cannot publish {path}: it does not exist")
+        files = _manifest(path)
+        version = hash_manifest({k: v["sha256"] for k, v in files.items()})[:16]
+        kind = "file" if path.is_file() else "dir"
+        current = self.published(path)
+        target = self.version_url(rel, version)
+        if current is not None and current.version == version:
+            return current
+        # A version prefix left by an interrupted publish is overwritten whole.
+        if kind == "file":
+            self.s3.upload_file(path, f"{target}/{path.name}")
+        else:
+            self.s3.upload_dir(path, target)
+        history = [current.version, *current.previous] if current else []
+        previous = [v for v in dict.fromkeys(history) if v != version][: self.keep_versions - 1]
+        record = {"version": version, "kind": kind, "files": files,
+                  "published": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "previous": previous}
+        self.s3.write_bytes(self.marker_url(rel), json.dumps(record, indent=1).encode())
+        self._prune(rel, keep={version, *previous})
+        return Published(relative=rel, version=version, kind=kind, files=files, url=target,
+                         previous=tuple(previous))
+
+    def _prune(self, rel: str, keep: set[str]) -> None:
+        """Remove the versions of `rel` that the marker no longer lists."""
+        base = str(self.remote.join(rel)) + VERSION_SEP
+        stale = [o.url for o in self.s3.list(base + "*")
+                 if o.url[len(base):].split("/", 1)[0] not in keep]
+        self.s3.remove_many(stale)
+
+    def remove_local(self, path: str | os.PathLike) -> None:
+        """Drop the local copy of an artifact (it can be fetched again)."""
+        path = Path(path)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)

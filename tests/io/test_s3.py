@@ -1,0 +1,193 @@
+"""S3IO and ArtifactStore against moto's S3 server on loopback, through the real s5cmd."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geovision.errors import MissingDataError, RemoteError
+from geovision.hashing import hash_directory, sha256_file
+from geovision.io.s3 import S3IO
+from geovision.io.store import ArtifactStore
+
+
+@pytest.fixture()
+def s3(s3_env) -> S3IO:
+    return S3IO(endpoint_url=s3_env.endpoint_url, timeout=60)
+
+
+@pytest.fixture()
+def bucket(s3: S3IO) -> str:
+    name = "gv-" + secrets.token_hex(6)
+    s3.make_bucket(name)
+    return name
+
+
+def shard_folder(root: Path, seed: int = 0) -> Path:
+    """A folder shaped like an MDS shard set: index.json + binary shards in split folders."""
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", 3), ("val", 1)):
+        folder = root / split
+        folder.mkdir(parents=True)
+        for i in range(count):
+            (folder / f"shard.{i:05d}.mds").write_bytes(rng.bytes(50_000 + 777 * i))
+        (folder / "index.json").write_text(f'{{"version": 2, "seed": {seed}}}')
+    (root / "empty.bin").write_bytes(b"")
+    return root
+
+
+def test_folder_round_trip_is_byte_identical(s3, bucket, tmp_path):
+    src = shard_folder(tmp_path / "mds")
+    assert s3.upload_dir(src, f"s3://{bucket}/shards/mds") == 7
+    listed = s3.list(f"s3://{bucket}/shards/mds")
+    assert [o.key for o in listed] == sorted(
+        f"shards/mds/{p.relative_to(src).as_posix()}" for p in src.rglob("*") if p.is_file())
+    assert {o.key: o.size for o in listed}["shards/mds/train/shard.00002.mds"] == 51_554
+    dst = tmp_path / "back"
+    assert s3.download_dir(f"s3://{bucket}/shards/mds", dst) == 7
+    assert hash_directory(dst) == hash_directory(src)
+    assert (dst / "empty.bin").stat().st_size == 0
+
+
+def test_single_files_sync_and_remove(s3, bucket, tmp_path):
+    one = tmp_path / "weights.pt"
+    one.write_bytes(secrets.token_bytes(10_000))
+    s3.upload_file(one, f"s3://{bucket}/w/weights.pt")
+    assert s3.exists(f"s3://{bucket}/w/weights.pt")
+    assert not s3.exists(f"s3://{bucket}/w/other.pt")
+    back = s3.download_file(f"s3://{bucket}/w/weights.pt", tmp_path / "d" / "weights.pt")
+    assert sha256_file(back) == sha256_file(one)
+    s3.write_bytes(f"s3://{bucket}/m.json", b'{"a": 1}')
+    assert s3.read_bytes(f"s3://{bucket}/m.json") == b'{"a": 1}'
+
+    src = shard_folder(tmp_path / "src")
+    assert s3.sync(src, f"s3://{bucket}/sync") == 7
+    (src / "val" / "index.json").write_text('{"changed": true}')
+    (src / "empty.bin").unlink()
+    assert s3.sync(src, f"s3://{bucket}/sync", delete=True) >= 1
+    local = tmp_path / "local"
+    s3.sync(f"s3://{bucket}/sync", local)
+    assert hash_directory(local) == hash_directory(src)
+    assert s3.remove(f"s3://{bucket}/sync/") == 6
+    assert s3.list(f"s3://{bucket}/sync") == []
+
+
+def test_errors_name_bucket_key_and_cause(s3, bucket, tmp_path):
+    with pytest.raises(RemoteError) as info:
+        s3.download_file("s3://no-such-bucket-here/a/b.bin", tmp_path / "x")
+    message = str(info.value)
+    assert "'no-such-bucket-here'" in message and "'a/b.bin'" in message
+    assert "NoSuchBucket" in message and "bucket name" in message
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(RemoteError, match=r"key 'missing/thing/'.*not there"):
+        s3.download_dir(f"s3://{bucket}/missing/thing", tmp_path / "y")
+    assert not (tmp_path / "y").exists()
+    refused = S3IO(endpoint_url="http://127.0.0.1:9", timeout=30, retries=0)
+    with pytest.raises(RemoteError, match="reachable"):
+        refused.list(f"s3://{bucket}/x")
+
+
+def test_timeout_kills_s5cmd(s3, bucket, tmp_path):
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(300):
+        (src / f"{i}.bin").write_bytes(b"x" * 1000)
+    slow = S3IO(endpoint_url=s3.endpoint_url, timeout=0.05, num_workers=1)
+    with pytest.raises(RemoteError, match="did not finish within 0.05 s"):
+        slow.upload_dir(src, f"s3://{bucket}/many")
+    # the killed process is gone: nothing named s5cmd with our bucket is still running
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert f"s3://{bucket}/many" not in ps
+
+
+def test_credentials_never_reach_messages(s3_env, bucket, tmp_path):
+    secret = "SECRET-" + secrets.token_hex(12)
+    s3 = S3IO(endpoint_url=s3_env.endpoint_url, credentials={
+        "AWS_ACCESS_KEY_ID": s3_env.access_key, "AWS_SECRET_ACCESS_KEY": secret})
+    f = tmp_path / "f.txt"
+    f.write_text("hello")
+    s3.upload_file(f, f"s3://{bucket}/f.txt")  # moto accepts any secret
+    assert secret not in repr(s3)
+    with pytest.raises(RemoteError) as info:
+        s3.download_file("s3://absent-bucket-x/f.txt", tmp_path / "g")
+    assert secret not in str(info.value) and s3_env.access_key not in str(info.value)
+    args = " ".join(s3._global_args())
+    assert secret not in args
+
+
+def test_no_sign_request_and_requester_pays_flags(s3_env, bucket, tmp_path):
+    s3 = S3IO(endpoint_url=s3_env.endpoint_url, no_sign_request=True, requester_pays=True)
+    args = s3._global_args()
+    assert "--no-sign-request" in args
+    assert args[args.index("--request-payer") + 1] == "requester"
+    signed = S3IO(endpoint_url=s3_env.endpoint_url)
+    (tmp_path / "a").write_text("public")
+    signed.upload_file(tmp_path / "a", f"s3://{bucket}/public/a")
+    with pytest.raises(RemoteError, match="Forbidden.*credentials"):
+        s3.read_bytes(f"s3://{bucket}/public/a")  # not public yet: unsigned reads refused
+    import boto3
+    client = boto3.client("s3", endpoint_url=s3_env.endpoint_url)
+    client.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    client.put_object_acl(Bucket=bucket, Key="public/a", ACL="public-read")
+    assert s3.read_bytes(f"s3://{bucket}/public/a") == b"public"  # as SpaceNet's bucket
+    assert [o.key for o in s3.list(f"s3://{bucket}/public")] == ["public/a"]
+
+
+def test_store_publish_fetch_and_versions(s3, bucket, tmp_path):
+    cache = tmp_path / "cache"
+    store = ArtifactStore(f"s3://{bucket}/root", cache, s3)
+    artifact = shard_folder(cache / "shards" / "synthetic" / "mds", seed=1)
+    first = store.publish(artifact)
+    assert first.kind == "dir" and len(first.files) == 7
+    assert store.publish(artifact).version == first.version  # unchanged: nothing uploaded
+    other = tmp_path / "other"
+    reader = ArtifactStore(f"s3://{bucket}/root", other, s3)
+    got = reader.fetch(other / "shards" / "synthetic" / "mds")
+    assert hash_directory(got) == hash_directory(artifact)
+    single = cache / "index" / "synthetic.parquet"
+    single.parent.mkdir(parents=True)
+    single.write_bytes(b"PAR1" + secrets.token_bytes(500))
+    store.publish(single)
+    assert sha256_file(reader.fetch(other / "index" / "synthetic.parquet")) == \
+        sha256_file(single)
+    with pytest.raises(MissingDataError, match="never published"):
+        reader.fetch(other / "index" / "absent.parquet")
+    # three more versions: the marker keeps the newest and the one before it
+    versions = [first.version]
+    for seed in (2, 3, 4):
+        shutil.rmtree(artifact)
+        shard_folder(artifact, seed=seed)
+        versions.append(store.publish(artifact).version)
+    kept = {o.key.split("@")[1].split("/")[0]
+            for o in s3.list(f"s3://{bucket}/root/shards/synthetic/mds@*")}
+    assert kept == set(versions[-2:])
+    assert store.published(artifact).previous == (versions[-2],)
+
+
+def test_interrupted_sync_leaves_previous_version_readable(s3, bucket, tmp_path):
+    cache = tmp_path / "cache"
+    artifact = shard_folder(cache / "shards" / "synthetic" / "mds", seed=5)
+    ArtifactStore(f"s3://{bucket}/root", cache, s3).publish(artifact)
+    before = hash_directory(artifact)
+    shutil.rmtree(artifact)
+    shard_folder(artifact, seed=6)
+    for i in range(200):  # enough work that the upload cannot finish in time
+        (artifact / "train" / f"extra.{i}.mds").write_bytes(b"y" * 4000)
+    killed = ArtifactStore(f"s3://{bucket}/root", cache,
+                           S3IO(endpoint_url=s3.endpoint_url, timeout=0.3, num_workers=1))
+    with pytest.raises(RemoteError, match="did not finish"):
+        killed.publish(artifact)
+    partial = s3.list(f"s3://{bucket}/root/shards/synthetic/mds@*")
+    assert partial  # part of the new version did reach the bucket...
+    reader_root = tmp_path / "reader"
+    reader = ArtifactStore(f"s3://{bucket}/root", reader_root, s3)
+    got = reader.fetch(reader_root / "shards" / "synthetic" / "mds")
+    assert hash_directory(got) == before  # ...but readers still get the whole previous one
+    again = ArtifactStore(f"s3://{bucket}/root", cache, s3).publish(artifact)
+    assert hash_directory(reader.fetch(got)) == hash_directory(artifact)
+    assert reader.published(got).version == again.version

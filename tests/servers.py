@@ -1,0 +1,112 @@
+"""Real servers on loopback for the deployment tests: moto's S3 and an OpenSSH sshd.
+
+Each starts on a free port, belongs to the test (or session) that asked for it and stops with
+it. Missing software skips the test, or fails it under GEOVISION_REQUIRE_SERVICES=1 (as in CI).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SSHD = "/usr/sbin/sshd"
+
+
+def missing(what: str) -> None:
+    """Skip (or fail under GEOVISION_REQUIRE_SERVICES=1) because `what` is not available."""
+    if os.environ.get("GEOVISION_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{what} (GEOVISION_REQUIRE_SERVICES=1 requires it)")
+    pytest.skip(what)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class S3Server:
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def start_moto():
+    """moto's S3 server on a free loopback port; returns (server, S3Server) with fresh
+    random credentials (moto accepts any)."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        missing("moto[server] is not installed: pip install -e '.[dev]'")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return server, S3Server(f"http://{host}:{port}", "AKIA" + secrets.token_hex(8).upper(),
+                            secrets.token_urlsafe(30))
+
+
+@dataclass
+class SSHServer:
+    host: str
+    port: int
+    user: str
+    key_file: Path
+    known_hosts: Path
+    host_key_pub: Path
+    process: subprocess.Popen
+
+
+def start_sshd(folder: Path) -> SSHServer:
+    """OpenSSH's sshd on a free loopback port, with its own host key and one user key
+    (keys only, no passwords, no agent forwarding)."""
+    if not os.path.exists(SSHD):
+        missing(f"{SSHD} is missing: install Debian's openssh-server (make sshd)")
+    folder.mkdir(parents=True, exist_ok=True)
+    host_key, user_key = folder / "host_ed25519", folder / "user_ed25519"
+    for key in (host_key, user_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)
+    authorized = folder / "authorized_keys"
+    shutil.copy(f"{user_key}.pub", authorized)
+    port = free_port()
+    config = folder / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
+        f"AuthorizedKeysFile {authorized}", "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no", "PubkeyAuthentication yes", "UsePAM no",
+        "StrictModes no", "AllowAgentForwarding no", "PermitRootLogin prohibit-password",
+        f"PidFile {folder / 'sshd.pid'}", "Subsystem sftp internal-sftp", ""]))
+    Path("/run/sshd").mkdir(exist_ok=True)
+    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=open(folder / "sshd.log", "w"))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"sshd did not start: {(folder / 'sshd.log').read_text()}")
+            time.sleep(0.05)
+    known_hosts = folder / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {Path(f'{host_key}.pub').read_text()}")
+    user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True,
+                                                    text=True).stdout.strip()
+    return SSHServer("127.0.0.1", port, user, user_key, known_hosts,
+                     Path(f"{host_key}.pub"), process)
