@@ -131,6 +131,39 @@ def test_command(
         typer.echo(f"saved: {evaluation.confusion_csv} and {evaluation.confusion_png}")
 
 
+@app.command("predict")
+def predict_command(
+    run: str = typer.Argument(..., help="run folder (or project/name[/timestamp]), or a "
+                              "models/<dataset>/<recipe>.json record"),
+    scene: Path = typer.Argument(..., help="scene GeoTIFF (band names as descriptions, "
+                                 "wavelength_nm tags for hyperspectral scenes)"),
+    out: Path = typer.Option(..., "--out", help="folder for the prediction COGs, quicklook "
+                             "and prediction.json"),
+    chip_size: int = typer.Option(512, "--chip-size"),
+    overlap: int = typer.Option(32, "--overlap"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
+    home: Path | None = HOME_OPTION,
+) -> None:
+    """Apply a trained model to a scene of any size: class probabilities and labels as
+    georeferenced cloud-optimised GeoTIFFs, a quicklook and class areas."""
+    from geovision.inference import predict_scene
+
+    model = Path(run)
+    if not (model.is_file() and model.suffix == ".json"):
+        from geovision.experiment.runfolders.folder import resolve_run
+
+        model = resolve_run(run, home)
+    result = predict_scene(model, scene, out, chip_size=chip_size, overlap=overlap,
+                           batch_size=batch_size, device=device)
+    typer.echo(f"{result.num_chips} chips; bands " + ", ".join(
+        f"{b['model_band']}<-{b['scene_band']}" for b in result.bands))
+    for name, area in result.class_areas_km2.items():
+        typer.echo(f"{name}: {area:.4f} km2")
+    for path in result.files.values():
+        typer.echo(str(path))
+
+
 @app.command("view")
 def view_command(
     run: str = typer.Argument(..., help="run folder, or project/name[/timestamp]"),

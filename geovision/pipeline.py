@@ -24,7 +24,7 @@ import pandas as pd
 
 from geovision.data.acquire import index_path, load_index, manifest_path
 from geovision.data.registry import get_dataset
-from geovision.errors import DataError, MissingDataError
+from geovision.errors import ConfigError, DataError, MissingDataError
 from geovision.experiment.model_record import ModelRecord
 from geovision.hashing import hash_dataframe, sha256_bytes, sha256_file
 from geovision.io.atomic import atomic_file
@@ -424,3 +424,54 @@ def build_upstream(name: str, home: Path | None = None, *, shards: str | None = 
         step(f"write {shards} shards", lambda: write_shards(name, shards, home,
                                                             progress=progress))
     return ran
+
+
+# ----- scene inference --------------------------------------------------------------------
+
+
+def scene_path(scene: str, home: Path | None = None) -> Path:
+    """The analysis-ready GeoTIFF of a `<provider>:<scene key>` partition. A `generated:`
+    scene (the demo's, when no provider is configured) is generated on first use."""
+    from geovision.inference.generated import write_generated_scene
+
+    provider, sep, key = scene.partition(":")
+    if not sep or not provider or not key:
+        raise ConfigError(f"scene {scene!r}: name it <provider>:<scene key>, e.g. "
+                          "generated:demo.")
+    path = Layout(home).scene(provider, key) / "scene.tif"
+    if not path.is_file():
+        if provider != "generated":
+            raise MissingDataError(f"scene {scene} has no {path}: materialize satellite_scene "
+                                   "for it first.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_generated_scene(path, GENERATED_SCENE_SIZE, key=key)
+    return path
+
+
+GENERATED_SCENE_SIZE = 1024
+
+
+def scene_predictions(scene: str, recipe_path: Path, home: Path | None = None, *,
+                      device: str = "cpu", progress: bool = True) -> Any:
+    """Apply the recipe's model (trained on the dataset its `inference` section names) to
+    the scene; outputs under Layout.predictions(recipe, provider, key)."""
+    from geovision.experiment.config import load_recipe
+    from geovision.inference import predict_scene
+
+    recipe_path = Path(recipe_path)
+    config = load_recipe(recipe_path)
+    if config.inference is None:
+        raise ConfigError(f"recipe {recipe_path.stem} is not marked for inference: add an "
+                          "`inference:` section with the dataset whose model to apply.")
+    layout = Layout(home)
+    record_path = layout.model_record(config.inference.dataset, recipe_path.stem)
+    if not record_path.is_file():
+        raise MissingDataError(f"no trained model for dataset={config.inference.dataset} "
+                               f"recipe={recipe_path.stem}: materialize trained_model first.")
+    provider, _, key = scene.partition(":")
+    source = scene_path(scene, home)
+    out = layout.predictions(recipe_path.stem, provider, key)
+    inference = config.inference
+    return predict_scene(record_path, source, out, chip_size=inference.chip_size,
+                         overlap=inference.overlap, batch_size=inference.batch_size,
+                         device=device, progress=progress)

@@ -141,6 +141,16 @@ def _default_metrics(data: dict[str, Any]) -> tuple[str, ...]:
     return ("accuracy",) if labelled else ()
 
 
+class InferenceConfig(_Strict):
+    """Marks a recipe for scene inference: its model trained on `dataset` runs over every
+    new satellite scene (the scene_predictions asset), chipped as given."""
+
+    dataset: str = Field(description="the dataset whose trained model is applied")
+    chip_size: int = Field(default=512, ge=8)
+    overlap: int = Field(default=32, ge=0)
+    batch_size: int = Field(default=16, ge=1)
+
+
 class RecipeConfig(_Strict):
     """An experiment without its dataset."""
 
@@ -157,6 +167,7 @@ class RecipeConfig(_Strict):
     swa: SWAConfig = SWAConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     metrics: tuple[str, ...] = Field(default_factory=_default_metrics)
+    inference: InferenceConfig | None = None
 
     @property
     def workflow_spec(self):  # -> geovision.experiment.workflows.Workflow
