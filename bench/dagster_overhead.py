@@ -23,13 +23,13 @@ def direct(home: Path) -> float:
     start = time.perf_counter()
     acquire_dataset("synthetic", home)
     build_index("synthetic", home)
-    pipeline.image_statistics("synthetic", home)
-    pipeline.eda("synthetic", home)
-    pipeline.hdf_shards("synthetic", home)
-    pipeline.streaming_shards("synthetic", home)
-    pipeline.region_features("synthetic", home)
-    pipeline.trained_model("synthetic", RECIPE, home)
-    pipeline.attribution("synthetic", RECIPE.stem, home)
+    pipeline.compute_statistics("synthetic", home)
+    pipeline.write_eda_report("synthetic", home)
+    pipeline.write_hdf_shards("synthetic", home)
+    pipeline.write_streaming_shards("synthetic", home)
+    pipeline.extract_features("synthetic", home)
+    pipeline.train_model("synthetic", RECIPE, home)
+    pipeline.explain_model("synthetic", RECIPE.stem, home)
     return time.perf_counter() - start
 
 

@@ -14,6 +14,17 @@ its best worker count, and each ratio is the median over rounds of the ratio wit
 rates are medians too. The process keeps freed memory for reuse (`keep_freed_memory`, as
 geovision's training does), so no contender page-faults through a fresh 64 MiB batch tensor
 every batch.
+
+Measured design choices (2-core VM, shared), moved here from the code:
+
+- keeping freed memory (geovision.io.memory): a DataLoader over HDF5 shards went from 2,700 to
+  10,700 samples/s with it;
+- standardising a batch as a converting copy then two in-place float passes: a multiply that
+  converts as it goes (torch.mul(uint8, float32, out=)) measured 1.7-2.9x slower;
+- joining the dataset root to image paths with os.path.join over a list of str: 0.5 us a path,
+  against 5 us for pathlib's `/` (2.5 s for 500,000 images) and 1.4 us iterating the Series;
+- not checking every file when the caller reads them all anyway: one stat per file costs about
+  30 us on a VM, a twentieth of reading the file.
 """
 
 from __future__ import annotations

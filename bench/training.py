@@ -67,8 +67,8 @@ class EpochTimer(L.Callback):
 
 
 def ours(config, splits, run_dir: Path) -> list[float]:
-    from geovision.experiment.data import make_loader
-    from geovision.experiment.fit import make_trainer
+    from geovision.experiment.runtime.data import make_loader
+    from geovision.experiment.runtime.fit import make_trainer
     from geovision.experiment.workflows import build_module
 
     L.seed_everything(config.random_seed, verbose=False)
@@ -83,8 +83,8 @@ def ours(config, splits, run_dir: Path) -> list[float]:
 
 def plain(config, splits) -> list[float]:
     """The loop one writes by hand: forward, loss, backward, step; then validation loss."""
-    from geovision.experiment.data import make_loader
-    from geovision.experiment.modules import make_optimizer
+    from geovision.experiment.runtime.data import make_loader
+    from geovision.experiment.workflows.base import make_optimizer
     from geovision.models.registry import build_model
 
     L.seed_everything(config.random_seed, verbose=False)

@@ -37,6 +37,17 @@ class DetectorSize(StrEnum):
 
 HOME_OPTION = typer.Option(None, "--home", help="artifact root (default: $GEOVISION_HOME or "
                                                 "./.geovision_home)")
+NO_BUILD_OPTION = typer.Option(False, "--no-build", help="use only what is already under the "
+                               "artifact root; stop naming what is missing")
+
+
+def _build_upstream(dataset: str, home: Path | None, shards_for: str | None = None) -> None:
+    """Acquire, index and write the shards `dataset` is missing, as the assets would."""
+    from geovision.layout import SOURCE_FORMATS
+    from geovision.pipeline import build_upstream
+
+    build_upstream(dataset, home, shards=SOURCE_FORMATS.get(shards_for or "files"),
+                   echo=lambda line: typer.echo(line, err=True))
 
 
 @datasets_app.command("list")
@@ -67,13 +78,19 @@ def train_command(
     dataset: str | None = typer.Option(None, "--dataset", help="dataset for a recipe file"),
     resume: bool = typer.Option(False, "--resume", help="continue the newest run of this "
                                 "config from its last checkpoint"),
+    no_build: bool = NO_BUILD_OPTION,
     home: Path | None = HOME_OPTION,
 ) -> None:
-    """Train an experiment config into a new run directory and test its chosen checkpoint."""
+    """Train an experiment config into a new run directory and test its chosen checkpoint.
+
+    The dataset's raw files, index and (for a config reading shards) shards are built first
+    where missing, unless --no-build."""
     from geovision.experiment.config import load_config
-    from geovision.experiment.train import train
+    from geovision.experiment.runtime.train import train
 
     experiment = load_config(config, dataset_name=dataset)
+    if not (no_build or resume):
+        _build_upstream(experiment.dataset_name, home, experiment.data.source)
     result = train(experiment, home=home, resume=resume)
     typer.echo(f"run directory: {result.run_dir}")
     for key, value in result.test_metrics.items():
@@ -86,13 +103,25 @@ def test_command(
     split: str = typer.Option("test", "--split", help="test, val or train"),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="default: the one the "
                                            "run chose (best, or SWA average)"),
+    no_build: bool = NO_BUILD_OPTION,
     home: Path | None = HOME_OPTION,
 ) -> None:
-    """Evaluate a run on a split: metrics and a confusion matrix, saved in the run folder."""
-    from geovision.experiment.evaluate import evaluate_run
-    from geovision.experiment.rundir import resolve_run
+    """Evaluate a run on a split: metrics and a confusion matrix, saved in the run folder.
 
-    evaluation = evaluate_run(resolve_run(run, home), checkpoint=checkpoint, split=split)
+    A run made from the artifact root's own dataset gets its raw files (and shards) built
+    again where missing, unless --no-build."""
+    from geovision.experiment.runfolders.folder import resolve_run
+    from geovision.experiment.runfolders.inputs import load_run
+    from geovision.experiment.runtime.evaluate import evaluate_run
+    from geovision.layout import Layout
+
+    run_dir = resolve_run(run, home)
+    if not no_build:
+        inputs = load_run(run_dir)
+        name = inputs.config.dataset_name
+        if inputs.root == Layout(home).dataset(name):
+            _build_upstream(name, home, inputs.config.data.source)
+    evaluation = evaluate_run(run_dir, checkpoint=checkpoint, split=split)
     typer.echo(f"{evaluation.num_samples} samples, checkpoint {evaluation.checkpoint.name}")
     for key, value in evaluation.metrics.items():
         typer.echo(f"{key}: {value:.4f}")
@@ -100,6 +129,39 @@ def test_command(
         typer.echo(f"{evaluation.confusion_caption}:")
         typer.echo(evaluation.confusion.to_string())
         typer.echo(f"saved: {evaluation.confusion_csv} and {evaluation.confusion_png}")
+
+
+@app.command("predict")
+def predict_command(
+    run: str = typer.Argument(..., help="run folder (or project/name[/timestamp]), or a "
+                              "models/<dataset>/<recipe>.json record"),
+    scene: Path = typer.Argument(..., help="scene GeoTIFF (band names as descriptions, "
+                                 "wavelength_nm tags for hyperspectral scenes)"),
+    out: Path = typer.Option(..., "--out", help="folder for the prediction COGs, quicklook "
+                             "and prediction.json"),
+    chip_size: int = typer.Option(512, "--chip-size"),
+    overlap: int = typer.Option(32, "--overlap"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
+    home: Path | None = HOME_OPTION,
+) -> None:
+    """Apply a trained model to a scene of any size: class probabilities and labels as
+    georeferenced cloud-optimised GeoTIFFs, a quicklook and class areas."""
+    from geovision.inference import predict_scene
+
+    model = Path(run)
+    if not (model.is_file() and model.suffix == ".json"):
+        from geovision.experiment.runfolders.folder import resolve_run
+
+        model = resolve_run(run, home)
+    result = predict_scene(model, scene, out, chip_size=chip_size, overlap=overlap,
+                           batch_size=batch_size, device=device)
+    typer.echo(f"{result.num_chips} chips; bands " + ", ".join(
+        f"{b['model_band']}<-{b['scene_band']}" for b in result.bands))
+    for name, area in result.class_areas_km2.items():
+        typer.echo(f"{name}: {area:.4f} km2")
+    for path in result.files.values():
+        typer.echo(str(path))
 
 
 @app.command("view")
@@ -111,7 +173,7 @@ def view_command(
 ) -> None:
     """Draw a run's plots: loss, each metric, learning rate, confusion matrices."""
     from geovision.experiment.plots import plot_run
-    from geovision.experiment.rundir import resolve_run
+    from geovision.experiment.runfolders.folder import resolve_run
 
     run_dir = resolve_run(run, home)
     paths = plot_run(run_dir, out)
@@ -127,8 +189,8 @@ def runs_list(
     home: Path | None = HOME_OPTION,
 ) -> None:
     """Every run: state, epochs done, dataset, best val loss, test metrics."""
-    from geovision.experiment.rundir import list_runs, runs_root
-    from geovision.experiment.runs import list_table
+    from geovision.experiment.runfolders.folder import list_runs, runs_root
+    from geovision.experiment.runfolders.table import list_table
 
     runs = list_runs(home, project)
     if not runs:
@@ -148,8 +210,8 @@ def compare_command(
 ) -> None:
     """One metric across runs: last and best value, and the epoch of the best."""
     from geovision.experiment.plots import plot_comparison
-    from geovision.experiment.rundir import resolve_run
-    from geovision.experiment.runs import compare_runs
+    from geovision.experiment.runfolders.folder import resolve_run
+    from geovision.experiment.runfolders.table import compare_runs
 
     comparison = compare_runs(metric, [resolve_run(run, home) for run in runs])
     typer.echo(comparison.table.to_string(index=False, na_rep="-",
@@ -169,8 +231,8 @@ def live_command(
     home: Path | None = HOME_OPTION,
 ) -> None:
     """Redraw a run's curves whenever its metrics file changes, until the run ends."""
-    from geovision.experiment.live import watch
-    from geovision.experiment.rundir import resolve_run
+    from geovision.experiment.runfolders.folder import resolve_run
+    from geovision.experiment.runfolders.live import watch
 
     report = watch(resolve_run(run, home), out, interval=interval, timeout=timeout,
                    echo=typer.echo)
@@ -179,8 +241,13 @@ def live_command(
 
 @app.command("extract")
 def extract_command(
-    images: Path = typer.Option(..., "--images", help="folder of images (any band count)"),
-    out: Path = typer.Option(..., "--out", help="folder for the Arrow dataset"),
+    images: Path | None = typer.Option(None, "--images", help="folder of images (any band "
+                                       "count)"),
+    out: Path | None = typer.Option(None, "--out", help="folder for the Arrow dataset "
+                                    "(with --dataset: the artifact root's features folder)"),
+    dataset: str | None = typer.Option(None, "--dataset", help="a registered dataset instead "
+                                       "of --images: its raw files and index are built first "
+                                       "where missing"),
     num_objects: int = typer.Option(36, "--num-objects", min=1, help="regions per image"),
     weights: Path | None = typer.Option(None, "--weights", help="detectron2 pickle or "
                                         "pytorch_model.bin; random weights when left out"),
@@ -189,15 +256,35 @@ def extract_command(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N"),
     size: DetectorSize = typer.Option(DetectorSize.full, "--detector",
                                       help="full ResNet-101 detector or the tiny test one"),
+    no_build: bool = NO_BUILD_OPTION,
+    home: Path | None = HOME_OPTION,
 ) -> None:
-    """Extract LXMERT / VisualBERT region features for a folder of images."""
+    """Extract LXMERT / VisualBERT region features for a folder of images or a dataset."""
+    from geovision.errors import ConfigError
     from geovision.features.config import DetectorConfig
     from geovision.features.extract import extract_region_features
 
+    if (images is None) == (dataset is None):
+        raise ConfigError("give either --images FOLDER (with --out) or --dataset NAME")
     config = DetectorConfig() if size is DetectorSize.full else DetectorConfig.tiny()
-    result = extract_region_features(images, out, num_objects=num_objects, weights=weights,
-                                     precision=precision.value, batch_size=batch_size,
-                                     device=device, config=config)
+    if dataset is not None:
+        from geovision.layout import Layout
+        from geovision.pipeline import dataset_image_paths
+
+        if not no_build:
+            _build_upstream(dataset, home)
+        images_list, bands = dataset_image_paths(dataset, home)
+        out = out or Layout(home).features(dataset)
+        result = extract_region_features(images_list, out, num_objects=num_objects,
+                                         weights=weights, precision=precision.value,
+                                         batch_size=batch_size, device=device, config=config,
+                                         bands=bands)
+    else:
+        if out is None:
+            raise ConfigError("--images needs --out, the folder for the Arrow dataset")
+        result = extract_region_features(images, out, num_objects=num_objects, weights=weights,
+                                         precision=precision.value, batch_size=batch_size,
+                                         device=device, config=config)
     if result.random_weights:
         typer.echo("warning: no --weights given: features come from RANDOM weights", err=True)
     typer.echo(f"{result.num_images} images -> {result.path} ({result.num_objects} x "
@@ -240,11 +327,9 @@ def _usage_message(exc: typer.TyperException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors print one message naming the problem, not a traceback."""
-    from geovision.data.image_io import ImageReadError
-    from geovision.data.registry import UnknownDatasetError
-    from geovision.experiment.config import ConfigError
-    from geovision.features.weights import WeightsError
+    """Entry point: an error the user can fix (a GeovisionError) prints as one message naming
+    the problem and exits 2; any other exception is a bug and keeps its traceback."""
+    from geovision.errors import GeovisionError
 
     try:
         code = app(args=argv, prog_name="geovision", standalone_mode=False)
@@ -255,8 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         raise SystemExit(1) from None
-    except (ConfigError, UnknownDatasetError, ImageReadError, FileNotFoundError,
-            WeightsError, ValueError) as exc:
+    except GeovisionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
     except typer.TyperException as exc:  # usage errors from the command-line parser

@@ -29,6 +29,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from geovision.errors import ConfigError
+
 HOME_ENV = "GEOVISION_HOME"
 DEFAULT_HOME_NAME = ".geovision_home"
 SHARD_FORMATS = ("hdf", "mds")
@@ -53,8 +55,8 @@ def _safe_part(value: str, what: str) -> str:
     """A path component taken from a name a user gave: no separators, no '..'."""
     text = str(value)
     if not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text:
-        raise ValueError(f"{what} {value!r} cannot be used as a folder name: use a plain name "
-                         "without '/', '\\' or '..'")
+        raise ConfigError(f"{what} {value!r} cannot be used as a folder name: use a plain name "
+                          "without '/', '\\' or '..'")
     return text
 
 
@@ -88,7 +90,7 @@ class Layout:
 
     def shards(self, name: str, format: str) -> Path:
         if format not in SHARD_FORMATS:
-            raise ValueError(f"shard format {format!r} is not one of {', '.join(SHARD_FORMATS)}")
+            raise ConfigError(f"shard format {format!r} is not one of {', '.join(SHARD_FORMATS)}")
         return self.home / "shards" / _safe_part(name, "dataset name") / format
 
     def shards_for_source(self, name: str, source: str) -> Path | None:
@@ -96,8 +98,8 @@ class Layout:
         if source == "files":
             return None
         if source not in SOURCE_FORMATS:
-            raise ValueError(f"data source {source!r} is not one of files, "
-                             f"{', '.join(SOURCE_FORMATS)}")
+            raise ConfigError(f"data source {source!r} is not one of files, "
+                              f"{', '.join(SOURCE_FORMATS)}")
         return self.shards(name, SOURCE_FORMATS[source])
 
     def features(self, name: str) -> Path:

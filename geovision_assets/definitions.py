@@ -8,6 +8,7 @@ from geovision_assets.assets.attribution import attribution_report
 from geovision_assets.assets.datasets import dataset_index, raw_dataset
 from geovision_assets.assets.evaluation import model_evaluation
 from geovision_assets.assets.features import region_features
+from geovision_assets.assets.inference import scene_predictions
 from geovision_assets.assets.satellite import satellite_scene
 from geovision_assets.assets.shards import hdf_shards, streaming_shards
 from geovision_assets.assets.statistics import eda_report, image_statistics
@@ -20,11 +21,12 @@ from geovision_assets.resources import (
     SatelliteSettings,
 )
 from geovision_assets.satellite_sensors import satellite_sensors
-from geovision_assets.sensors import recipe_sensor
+from geovision_assets.sensors import recipe_sensor, scene_predictions_sensor
 
 DATASET_ASSETS = [raw_dataset, dataset_index, image_statistics, eda_report, hdf_shards,
                   streaming_shards, region_features]
 MODEL_ASSETS = [trained_model, model_evaluation, attribution_report]
+SCENE_ASSETS = [scene_predictions]
 
 
 def default_resources() -> dict:
@@ -34,8 +36,8 @@ def default_resources() -> dict:
 
 
 defs = Definitions(
-    assets=[*DATASET_ASSETS, *MODEL_ASSETS, satellite_scene],
-    sensors=[recipe_sensor, *satellite_sensors],
+    assets=[*DATASET_ASSETS, *MODEL_ASSETS, satellite_scene, *SCENE_ASSETS],
+    sensors=[recipe_sensor, *satellite_sensors, scene_predictions_sensor],
     jobs=build_jobs(DATASET_ASSETS, MODEL_ASSETS),
     resources=default_resources(),
 )

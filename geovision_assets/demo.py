@@ -10,15 +10,21 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from dagster import DagsterInstance, ExecuteInProcessResult, MultiPartitionKey, materialize
 
-from geovision_assets.definitions import DATASET_ASSETS, MODEL_ASSETS, default_resources
-from geovision_assets.partitions import recipe_partitions
+from geovision_assets.definitions import (
+    DATASET_ASSETS,
+    MODEL_ASSETS,
+    SCENE_ASSETS,
+    default_resources,
+)
+from geovision_assets.partitions import recipe_partitions, satellite_scene_partitions
 
 DATASET = "synthetic"
 RECIPE = "demo"
+SCENE = "generated:demo"  # a generated scene when no satellite provider is configured
 
 
 @dataclass
@@ -27,10 +33,11 @@ class DemoResult:
     runs: list[ExecuteInProcessResult]
 
 
-def run_demo(instance: DagsterInstance, dataset: str = DATASET,
-             recipe: str = RECIPE) -> DemoResult:
-    """Materialize every dataset asset for `dataset`, then every model asset for
-    (`dataset`, `recipe`); return the runs and what a person wants to see first."""
+def run_demo(instance: DagsterInstance, dataset: str = DATASET, recipe: str = RECIPE,
+             scene: str = SCENE) -> DemoResult:
+    """Materialize every dataset asset for `dataset`, every model asset for
+    (`dataset`, `recipe`), then the recipe's predictions over `scene`; return the runs and
+    what a person wants to see first."""
     from geovision.pipeline import load_model_record
 
     resources = default_resources()
@@ -43,9 +50,14 @@ def run_demo(instance: DagsterInstance, dataset: str = DATASET,
     model_key = MultiPartitionKey({"dataset": dataset, "recipe": recipe})
     runs.append(materialize(MODEL_ASSETS, partition_key=str(model_key), instance=instance,
                             resources=resources))
+    if scene not in instance.get_dynamic_partitions(satellite_scene_partitions.name):
+        instance.add_dynamic_partitions(satellite_scene_partitions.name, [scene])
+    scene_key = MultiPartitionKey({"recipe": recipe, "scene": scene})
+    runs.append(materialize(SCENE_ASSETS, partition_key=str(scene_key), instance=instance,
+                            resources=resources))
     record = load_model_record(dataset, recipe, resources["home"].root())
     summary = {"seconds": round(time.perf_counter() - started, 1),
-               "home": str(resources["home"].root()), **record}
+               "home": str(resources["home"].root()), **asdict(record)}
     return DemoResult(summary=summary, runs=runs)
 
 

@@ -30,5 +30,18 @@ def dataset_and_recipe(partition_key: object) -> tuple[str, str]:
     keys = partition_key.keys_by_dimension  # type: ignore[attr-defined]
     return keys["dataset"], keys["recipe"]
 
+
 # One satellite scene per partition, `<provider>:<scene key>`, added by the satellite sensors.
 satellite_scene_partitions = DynamicPartitionsDefinition(name="satellite_scene")
+# A scene prediction: one recipe's model over one scene.
+scene_recipe_partitions = MultiPartitionsDefinition(
+    {"recipe": recipe_partitions, "scene": satellite_scene_partitions})
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", BetaWarning)
+    by_scene = MultiToSingleDimensionPartitionMapping(partition_dimension_name="scene")
+
+
+def scene_and_recipe(partition_key: object) -> tuple[str, str]:
+    """(scene, recipe) from a `scene x recipe` partition key."""
+    keys = partition_key.keys_by_dimension  # type: ignore[attr-defined]
+    return keys["scene"], keys["recipe"]

@@ -117,13 +117,18 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def layer(module: str) -> int:
     parts = module.split(".")
-    return LAYERS.get(parts[1], 0) if len(parts) > 1 else 0
+    if len(parts) < 2:
+        return 0
+    # The CLI's command groups (geovision/cli_<group>.py) sit in the CLI's layer.
+    top = "cli" if parts[1].startswith("cli_") else parts[1]
+    return LAYERS.get(top, 0)
 
 
 def test_the_graph_is_read_from_the_source():
     # Top-level, function-local and relative imports are all edges; TYPE_CHECKING ones are not.
     assert "geovision.data.registry" in GRAPH["geovision.pipeline"]
-    assert "geovision.experiment.train" in GRAPH["geovision.pipeline"]  # imported in a function
+    # imported inside a function:
+    assert "geovision.experiment.runtime.train" in GRAPH["geovision.pipeline"]
     assert _is_dagster("dagster") and _is_dagster("dagster_aws.s3")
     assert not _is_dagster("dagster_pipes")
 

@@ -25,6 +25,7 @@ from geovision.data.statistics import (
     class_column,
     split_statistics,
 )
+from geovision.errors import DataError
 from geovision.io.atomic import atomic_dir
 
 SUMMARY_FILE = "summary.md"
@@ -44,8 +45,8 @@ class EdaReport:
 def eda_report(dataset_cls: type, table: pd.DataFrame, out_dir: str | os.PathLike) -> EdaReport:
     """Write the EDA plots and `summary.md` for `dataset_cls`'s statistics `table` to `out_dir`."""
     if table.empty:
-        raise ValueError(f"The statistics table of {dataset_cls.NAME} is empty: compute the "
-                         "image statistics first.")
+        raise DataError(f"The statistics table of {dataset_cls.NAME} is empty: compute the "
+                        "image statistics first.")
     out_dir = Path(out_dir)
     bands, classes = tuple(dataset_cls.BANDS), tuple(dataset_cls.CLASS_NAMES)
     splits = [s for s in ROW_SPLITS if (table["split"] == s).any()]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from geovision.data.registry import get_dataset
+from geovision.errors import MissingDataError
 from geovision.hashing import hash_dataframe, hash_manifest, sha256_file
 from geovision.io.atomic import atomic_file
 from geovision.layout import Layout
@@ -51,8 +52,8 @@ def acquire_dataset(name: str, home: Path | None = None) -> RawDataset:
     dataset_cls.download_and_extract(root)
     files = sorted(p for p in root.rglob("*") if p.is_file())
     if not files:
-        raise FileNotFoundError(f"{root} holds no files after download_and_extract; remove the "
-                                "folder and run again.")
+        raise MissingDataError(f"{root} holds no files after download_and_extract; remove the "
+                               "folder and run again.")
     manifest = {p.relative_to(root).as_posix(): sha256_file(p) for p in files}
     path = manifest_path(name, home)
     with atomic_file(path) as tmp:
@@ -78,6 +79,6 @@ def build_index(name: str, home: Path | None = None, random_seed: int | None = N
 def load_index(name: str, home: Path | None = None) -> pd.DataFrame:
     path = index_path(name, home)
     if not path.is_file():
-        raise FileNotFoundError(f"No index for dataset {name!r} at {path}: materialize "
-                                "dataset_index for it first (or call build_index).")
+        raise MissingDataError(f"No index for dataset {name!r} at {path}: materialize "
+                               "dataset_index for it first (or call build_index).")
     return pd.read_parquet(path)

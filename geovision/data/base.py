@@ -1,4 +1,5 @@
-"""The one dataset contract every geovision dataset implements (see DESIGN.md)."""
+"""The one dataset contract every geovision dataset implements (CONTRIBUTING.md, "Adding a
+dataset", lists what a new one needs)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from torch.utils.data import Dataset
 from geovision.data.image_io import ImageReadError, read_image, read_mask
 from geovision.data.splits import ROW_SPLITS, check_fractions, check_split_name, rows_in_split
 from geovision.data.transforms import OneHot, ScaleNormalize
+from geovision.errors import DataError, GeovisionError
 
 TASKS = ("classification", "segmentation", "multilabel")
 CLASSIFICATION_COLUMNS = ("image_path", "label_str", "label_idx", "split")
@@ -27,7 +29,7 @@ DF_BUILDERS = {"classification": "classification_df", "segmentation": "segmentat
 LABEL_SEPARATOR = "|"
 
 
-class DatasetDefinitionError(TypeError):
+class DatasetDefinitionError(GeovisionError, TypeError):
     """A dataset class is missing part of the contract."""
 
 
@@ -137,7 +139,7 @@ class GeoDataset(Dataset):
             df = self.build_df(self.root, self.random_seed, self.val_split, self.test_split)
         else:
             # check_files=False: the caller reads every file and reports missing ones itself
-            # (one stat per file: 30 us each on a VM, a twentieth of reading the file).
+            # (a stat per file here would cost a fair share of reading the file again).
             self.validate_df(df, self.root, check_files=check_files)
         self.df = df
         self.split_df = self.make_split_df(df, self.root, split)
@@ -181,21 +183,21 @@ class GeoDataset(Dataset):
         columns = COLUMNS[cls.TASK]
         missing = [c for c in columns if c not in df.columns]
         if missing:
-            raise ValueError(f"{cls.NAME} df lacks columns {missing}; a {cls.TASK} df needs "
-                             f"{list(columns)} (paths relative to the dataset root).")
+            raise DataError(f"{cls.NAME} df lacks columns {missing}; a {cls.TASK} df needs "
+                            f"{list(columns)} (paths relative to the dataset root).")
         if df.index.has_duplicates:
-            raise ValueError(f"{cls.NAME} df has duplicate index values; df_idx must be unique. "
-                             "Use df.reset_index(drop=True).")
+            raise DataError(f"{cls.NAME} df has duplicate index values; df_idx must be unique. "
+                            "Use df.reset_index(drop=True).")
         bad_splits = sorted(set(df["split"].unique()) - set(ROW_SPLITS))
         if bad_splits:
-            raise ValueError(f"{cls.NAME} df has split values {bad_splits}; each row's split "
-                             f"must be one of {ROW_SPLITS}.")
+            raise DataError(f"{cls.NAME} df has split values {bad_splits}; each row's split "
+                            f"must be one of {ROW_SPLITS}.")
         if cls.TASK == "classification":
             expected = df["label_str"].map({n: i for i, n in enumerate(cls.CLASS_NAMES)})
             wrong = df.index[expected.isna() | (expected != df["label_idx"])]
             if len(wrong):
-                raise ValueError(f"{cls.NAME} df rows {list(wrong[:5])} have label_str/label_idx "
-                                 f"not matching CLASS_NAMES {cls.CLASS_NAMES}.")
+                raise DataError(f"{cls.NAME} df rows {list(wrong[:5])} have label_str/label_idx "
+                                f"not matching CLASS_NAMES {cls.CLASS_NAMES}.")
         if cls.TASK == "multilabel":
             cls._check_multilabel_strings(df)
         if check_files:
@@ -203,9 +205,9 @@ class GeoDataset(Dataset):
             for column in path_columns:
                 absent = [p for p in df[column] if not (root / p).is_file()]
                 if absent:
-                    raise ValueError(f"{cls.NAME} df names {len(absent)} missing files in "
-                                     f"{column!r}, e.g. {root / absent[0]}; paths are relative "
-                                     f"to the dataset root {root}.")
+                    raise DataError(f"{cls.NAME} df names {len(absent)} missing files in "
+                                    f"{column!r}, e.g. {root / absent[0]}; paths are relative "
+                                    f"to the dataset root {root}.")
 
     @classmethod
     def _check_multilabel_strings(cls, df: pd.DataFrame) -> None:
@@ -213,19 +215,19 @@ class GeoDataset(Dataset):
         position = {name: i for i, name in enumerate(cls.CLASS_NAMES)}
         for row, label_str in df["label_str"].items():
             if not isinstance(label_str, str):
-                raise ValueError(f"{cls.NAME} df row {row} has label_str {label_str!r}; use a "
-                                 f"string of class names joined by {LABEL_SEPARATOR!r}.")
+                raise DataError(f"{cls.NAME} df row {row} has label_str {label_str!r}; use a "
+                                f"string of class names joined by {LABEL_SEPARATOR!r}.")
             names = label_str.split(LABEL_SEPARATOR) if label_str else []
             unknown = [n for n in names if n not in position]
             if unknown:
-                raise ValueError(f"{cls.NAME} df row {row} has label_str {label_str!r} with "
-                                 f"names {unknown} not in CLASS_NAMES; join class names from "
-                                 f"CLASS_NAMES with {LABEL_SEPARATOR!r}.")
+                raise DataError(f"{cls.NAME} df row {row} has label_str {label_str!r} with "
+                                f"names {unknown} not in CLASS_NAMES; join class names from "
+                                f"CLASS_NAMES with {LABEL_SEPARATOR!r}.")
             order = [position[n] for n in names]
             if order != sorted(set(order)):
-                raise ValueError(f"{cls.NAME} df row {row} has label_str {label_str!r}: list each "
-                                 "class once, in CLASS_NAMES order, so equal label sets compare "
-                                 "equal.")
+                raise DataError(f"{cls.NAME} df row {row} has label_str {label_str!r}: list each "
+                                "class once, in CLASS_NAMES order, so equal label sets compare "
+                                "equal.")
 
     @staticmethod
     def make_split_df(df: pd.DataFrame, root: Path, split: str) -> pd.DataFrame:
@@ -235,8 +237,8 @@ class GeoDataset(Dataset):
         base = os.fspath(root)
         for column in ("image_path", "mask_path"):
             if column in rows:
-                # os.path.join on str over a list: pathlib's `/` cost 5 us a path (2.5 s for
-                # 500,000 images), iterating the Series and a Path root 1.4 us, this 0.5 us
+                # os.path.join on str over a list: several times faster than pathlib's `/` or
+                # iterating the Series, which matters for datasets of millions of images
                 rows[column] = [os.path.join(base, p) for p in rows[column].tolist()]
         return rows.reset_index(drop=True)
 

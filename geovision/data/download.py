@@ -82,7 +82,7 @@ class UnsafeArchiveError(DownloadError):
     """An archive member would land outside the destination or is not a plain file or folder."""
 
 
-class ManualDownloadError(FileNotFoundError):
+class ManualDownloadError(errors.MissingDataError):
     """A dataset that cannot be fetched automatically is not (completely) in place."""
 
 

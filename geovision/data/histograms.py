@@ -6,9 +6,10 @@ and maximum. 8-bit bands are counted into per-value tables, from which the numbe
 squares, smallest and largest value follow; imagery has long runs of equal values, and a single
 table makes each increment wait for the previous one to the same value, so eight interleaved
 int32 tables are counted and added up at the end. 16-bit bands take the moments pixel by pixel
-and count into the binned histogram directly: with a table of all 65,536 values, zeroed and
-scanned per band, a 13 x 64 x 64 image took 1,184 us, now 81. The kernels are compiled on
-first use and cached on disk (numba), so later processes load them in milliseconds.
+and count into the binned histogram directly: a table of all 65,536 values, zeroed and
+scanned per band, costs many times more on small images (bench/statistics.py). The kernels
+are compiled on first use and cached on disk (numba), so later processes load them in
+milliseconds.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from geovision.errors import DataError
+
 RASTER_SUFFIXES = {".tif", ".tiff"}
 
 # GDAL lists the whole folder on every open to find sidecar files (.ovr, .aux.xml); in a folder
@@ -20,7 +22,7 @@ RASTER_SUFFIXES = {".tif", ".tiff"}
 os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(DataError):
     """An image or mask file is missing, corrupt, truncated or of the wrong shape."""
 
 

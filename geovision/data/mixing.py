@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from geovision.errors import ConfigError
+
 
 def cut_box(height: int, width: int, lam: float,
             rng: np.random.Generator) -> tuple[int, int, int, int]:
@@ -70,13 +72,13 @@ class BatchMixer:
                  cutmix_alpha: float = 0.0, prob: float = 1.0, switch_prob: float = 0.5,
                  seed: int = 0) -> None:
         if task not in ("classification", "multilabel", "segmentation"):
-            raise ValueError("Mixing serves classification, multilabel and segmentation, not "
-                             f"{task!r}.")
+            raise ConfigError("Mixing serves classification, multilabel and segmentation, not "
+                              f"{task!r}.")
         if task == "segmentation" and mixup_alpha > 0:
-            raise ValueError("MixUp would blend masks into non-one-hot pixels; for segmentation "
-                             "use cutmix_alpha only.")
+            raise ConfigError("MixUp would blend masks into non-one-hot pixels; for segmentation "
+                              "use cutmix_alpha only.")
         if mixup_alpha < 0 or cutmix_alpha < 0 or not 0 <= prob <= 1:
-            raise ValueError("alphas must be >= 0 and prob in [0, 1].")
+            raise ConfigError("alphas must be >= 0 and prob in [0, 1].")
         self.task, self.num_classes = task, num_classes
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
         self.prob, self.switch_prob = prob, switch_prob

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from geovision.errors import UnknownNameError
+
 if TYPE_CHECKING:
     from geovision.data.base import GeoDataset
 
@@ -42,11 +44,8 @@ DATASETS: dict[str, str] = {
 }
 
 
-class UnknownDatasetError(KeyError):
+class UnknownDatasetError(UnknownNameError):
     """A dataset name that is not registered."""
-
-    def __str__(self) -> str:  # KeyError would quote the whole message
-        return str(self.args[0])
 
 
 def list_datasets() -> list[str]:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from geovision.errors import ConfigError, DataError
+
 SPLITS = ("train", "val", "trainval", "test", "all")
 ROW_SPLITS = ("train", "val", "test")
 
@@ -14,16 +16,16 @@ def check_fractions(val_split: float, test_split: float) -> None:
     """Refuse fractions that cannot make three splits."""
     for name, value in (("val_split", val_split), ("test_split", test_split)):
         if not 0 <= value < 1:
-            raise ValueError(f"{name}={value} must be in [0, 1).")
+            raise ConfigError(f"{name}={value} must be in [0, 1).")
     total = val_split + test_split
     if not 0 < total < 1:
-        raise ValueError(f"val_split + test_split = {total} must lie in (0, 1): choose fractions "
-                         "that leave both a training set and at least one held-out split.")
+        raise ConfigError(f"val_split + test_split = {total} must lie in (0, 1): choose fractions "
+                          "that leave both a training set and at least one held-out split.")
 
 
 def check_split_name(split: str) -> None:
     if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}; choose one of {', '.join(SPLITS)}.")
+        raise ConfigError(f"Unknown split {split!r}; choose one of {', '.join(SPLITS)}.")
 
 
 def random_splits(n: int, val_split: float, test_split: float, random_seed: int) -> np.ndarray:
@@ -82,14 +84,14 @@ def spatial_block_splits(groups: Sequence, val_split: float, test_split: float,
     else:
         strata = np.asarray(strata, dtype=object).astype(str)
         if len(strata) != len(groups):
-            raise ValueError(f"strata has {len(strata)} values for {len(groups)} rows; give one "
-                             "stratum per row.")
+            raise DataError(f"strata has {len(strata)} values for {len(groups)} rows; give one "
+                            "stratum per row.")
         group_strata = np.empty(len(names), dtype=object)
         for g in range(len(names)):
             values = np.unique(strata[inverse == g])
             if len(values) != 1:
-                raise ValueError(f"group {names[g]!r} spans strata {values.tolist()}; a group "
-                                 "must lie in one stratum (e.g. a tile in one city).")
+                raise DataError(f"group {names[g]!r} spans strata {values.tolist()}; a group "
+                                "must lie in one stratum (e.g. a tile in one city).")
             group_strata[g] = values[0]
     group_splits = stratified_splits(group_strata, val_split, test_split, random_seed)
     return group_splits[inverse]
@@ -107,7 +109,7 @@ def carve_val(official: Sequence[str], val_split: float, random_seed: int,
     official = np.asarray(official, dtype=object)
     bad = sorted(set(official.tolist()) - set(ROW_SPLITS))
     if bad:
-        raise ValueError(f"official split values {bad}; use {ROW_SPLITS}.")
+        raise DataError(f"official split values {bad}; use {ROW_SPLITS}.")
     out = official.copy()
     if val_split == 0:
         return out

@@ -27,13 +27,15 @@ import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 from tqdm import tqdm
 
+from geovision.errors import ConfigError
+
 BORDERS = ("pad", "shift")
 WINDOW_COLUMNS = ("row_off", "col_off", "height", "width", "scene_height", "scene_width")
 CARRIED_COLUMNS = ("mask_path", "label_idx", "split")  # copied from a dataset's split_df
 NO_TARGET = -1  # the target of a chip whose index carries neither masks nor labels
 
 
-class TilingError(ValueError):
+class TilingError(ConfigError):
     """A chip grid or chip index that cannot be built or read as asked."""
 
 

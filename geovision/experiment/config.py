@@ -4,10 +4,10 @@ A *recipe* is the same config without `dataset_name`; the Dagster `recipe` parti
 CLI) supplies the dataset.
 
 `task` is the dataset's task (classification, segmentation or multilabel) and must match it.
-`workflow`
-says what is learned from that data: `supervised` (the default) trains on the labels;
-`gan`, `vae` and `moco` pretrain on the images alone, ignoring the labels, with a model
-registered for that workflow.
+`workflow` says what is learned from that data: `supervised` (the default) trains on the
+labels; `gan`, `vae` and `moco` pretrain on the images alone, ignoring the labels, with a model
+registered for that workflow. Workflows declare themselves in `geovision.experiment.workflows`;
+this module asks that registry rather than knowing any workflow by name.
 """
 
 from __future__ import annotations
@@ -16,15 +16,18 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geovision.data.registry import DATASETS, get_dataset
+from geovision.errors import ConfigError, UnknownNameError
+from geovision.experiment.workflows import DEFAULT_WORKFLOW, get_workflow, list_workflows
 from geovision.models.registry import check_model
 
-WORKFLOWS = ("supervised", "gan", "vae", "moco")
+Transform = Literal["hflip", "vflip", "rot90"]
+TRANSFORMS: tuple[str, ...] = get_args(Transform)
 # Config name -> torchmetrics.classification class name without its task prefix
 # (Multiclass... for classification and segmentation, Multilabel... for multilabel).
 METRICS = {
@@ -40,11 +43,6 @@ METRICS = {
     "matthews_corrcoef": "MatthewsCorrCoef",
 }
 NOT_MULTILABEL = ("cohen_kappa",)  # torchmetrics has no multi-label form of these
-TRANSFORMS = ("hflip", "vflip", "rot90")
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used, with every problem and how to fix it."""
 
 
 class _Strict(BaseModel):
@@ -87,7 +85,7 @@ class DataConfig(_Strict):
     batch_size: int = Field(32, ge=1)
     num_workers: int = Field(0, ge=0)
     split: SplitConfig = SplitConfig()
-    transforms: tuple[Literal["hflip", "vflip", "rot90"], ...] = Field(
+    transforms: tuple[Transform, ...] = Field(
         (), description="random training-time flips / quarter turns (image and mask alike)")
     mixing: MixingConfig = MixingConfig()
 
@@ -136,7 +134,21 @@ class CheckpointConfig(_Strict):
 
 
 def _default_metrics(data: dict[str, Any]) -> tuple[str, ...]:
-    return ("accuracy",) if data.get("workflow", "supervised") == "supervised" else ()
+    try:
+        labelled = get_workflow(data.get("workflow", DEFAULT_WORKFLOW)).uses_labels
+    except UnknownNameError:
+        return ()  # the workflow check reports the name
+    return ("accuracy",) if labelled else ()
+
+
+class InferenceConfig(_Strict):
+    """Marks a recipe for scene inference: its model trained on `dataset` runs over every
+    new satellite scene (the scene_predictions asset), chipped as given."""
+
+    dataset: str = Field(description="the dataset whose trained model is applied")
+    chip_size: int = Field(default=512, ge=8)
+    overlap: int = Field(default=32, ge=0)
+    batch_size: int = Field(default=16, ge=1)
 
 
 class RecipeConfig(_Strict):
@@ -145,7 +157,7 @@ class RecipeConfig(_Strict):
     project: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     task: Literal["classification", "segmentation", "multilabel"]
-    workflow: Literal["supervised", "gan", "vae", "moco"] = "supervised"
+    workflow: str = Field(DEFAULT_WORKFLOW, description="a registered workflow's name")
     random_seed: int
     model: ModelConfig
     data: DataConfig = DataConfig()
@@ -155,17 +167,30 @@ class RecipeConfig(_Strict):
     swa: SWAConfig = SWAConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     metrics: tuple[str, ...] = Field(default_factory=_default_metrics)
+    inference: InferenceConfig | None = None
+
+    @property
+    def workflow_spec(self):  # -> geovision.experiment.workflows.Workflow
+        return get_workflow(self.workflow)
 
     @property
     def model_role(self) -> str:
         """What the model must serve: the task, or the self-supervised workflow."""
-        return self.task if self.workflow == "supervised" else self.workflow
+        return self.workflow_spec.model_role(self.task)
 
     @model_validator(mode="after")
     def _consistent(self) -> RecipeConfig:
-        problems = [p for check in (self._check_model, self._check_metrics, self._check_mixing,
-                                    self._check_trainer, self._check_swa)
-                    if (p := check())]
+        if self.workflow not in list_workflows():
+            raise ValueError(f"workflow: unknown {self.workflow!r}; registered: "
+                             f"{', '.join(list_workflows())}")
+        workflow = self.workflow_spec
+        if self.task not in workflow.tasks:
+            raise ValueError(f"workflow: {self.workflow} serves {', '.join(workflow.tasks)}, "
+                             f"not {self.task}")
+        checks = (self._check_model, self._check_metrics, self._check_mixing,
+                  self._check_trainer, self._check_swa,
+                  *([lambda: workflow.check(self)] if workflow.check else []))
+        problems = [p for check in checks if (p := check())]
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -186,7 +211,7 @@ class RecipeConfig(_Strict):
             valid = [m for m in METRICS if m not in NOT_MULTILABEL]
             return (f"metrics: {single_label} have no multi-label form; valid for multilabel: "
                     f"{', '.join(valid)}")
-        if self.metrics and self.workflow != "supervised":
+        if self.metrics and not self.workflow_spec.uses_labels:
             return (f"metrics: {list(self.metrics)} need labels, which the {self.workflow} "
                     "workflow does not use; remove them (its losses are logged anyway)")
         monitors = [f"{stage}_{name}" for stage in ("val", "train")
@@ -200,7 +225,7 @@ class RecipeConfig(_Strict):
         mixing = self.data.mixing
         if not mixing.enabled:
             return None
-        if self.workflow != "supervised":
+        if not self.workflow_spec.uses_labels:
             return (f"data.mixing: MixUp/CutMix mix labels, which the {self.workflow} workflow "
                     "does not use; set mixup_alpha and cutmix_alpha to 0")
         if self.task == "segmentation" and mixing.mixup_alpha > 0:
@@ -213,17 +238,11 @@ class RecipeConfig(_Strict):
         if trainer.precision == "16-mixed" and trainer.accelerator == "cpu":
             return ("trainer.precision: 16-mixed needs a GPU; on CPU use bf16-mixed or "
                     "32-true")
-        if self.workflow == "gan" and (trainer.gradient_clip_val is not None
-                                       or trainer.accumulate_grad_batches > 1):
-            return ("trainer: the gan workflow steps its two optimizers itself; leave "
-                    "gradient_clip_val unset and accumulate_grad_batches at 1")
         return None
 
     def _check_swa(self) -> str | None:
         if not self.swa.enabled:
             return None
-        if self.workflow == "gan":
-            return "swa: averaging needs a single optimizer; the gan workflow has two"
         if self.swa.start_epoch >= self.trainer.max_epochs:
             return (f"swa.start_epoch: {self.swa.start_epoch} is not before "
                     f"trainer.max_epochs={self.trainer.max_epochs}; start averaging earlier")

@@ -7,6 +7,7 @@ import torch
 import torchmetrics
 from torchmetrics.classification import MulticlassConfusionMatrix, MultilabelConfusionMatrix
 
+from geovision.errors import ConfigError
 from geovision.experiment.config import METRICS
 
 IGNORE = -100
@@ -26,7 +27,7 @@ def make_metrics(names: tuple[str, ...], num_classes: int,
     per label at threshold 0.5, averaged over labels) for multilabel."""
     unknown = sorted(set(names) - set(METRICS))
     if unknown:
-        raise ValueError(f"Unknown metrics {unknown}; valid: {sorted(METRICS)}.")
+        raise ConfigError(f"Unknown metrics {unknown}; valid: {sorted(METRICS)}.")
     multilabel = task == "multilabel"
     metrics = {}
     for name in names:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geovision.experiment.rundir import METRICS_FILE
+from geovision.experiment.runfolders.folder import METRICS_FILE
 from geovision.io.figures import plt, save_figure
 
 LR_COLUMN = "train_lr_epoch"

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from geovision.errors import ConfigError, DataError, MissingDataError
 from geovision.features.selection import normalize_boxes
 from geovision.io.atomic import atomic_dir, atomic_file
 
@@ -144,12 +145,12 @@ def read_region_dataset(path: str | os.PathLike):
 
     path = Path(path)
     if not (path / "dataset_info.json").is_file():
-        raise FileNotFoundError(f"No region-feature dataset at {path}: expected the folder "
-                                "written by extract_region_features or import_tsv.")
+        raise MissingDataError(f"No region-feature dataset at {path}: expected the folder "
+                               "written by extract_region_features or import_tsv.")
     dataset = load_from_disk(str(path))
     missing = [c for c in COLUMNS if c not in dataset.column_names]
     if missing:
-        raise ValueError(f"{path} is not a region-feature dataset: columns {missing} missing.")
+        raise DataError(f"{path} is not a region-feature dataset: columns {missing} missing.")
     return dataset
 
 
@@ -157,7 +158,7 @@ def read_extraction_info(path: str | os.PathLike) -> dict[str, Any]:
     """The provenance recorded beside a region-feature dataset (region_features.json)."""
     info_path = Path(path) / INFO_FILE
     if not info_path.is_file():
-        raise FileNotFoundError(f"{info_path} not found: {path} was not written by geovision.")
+        raise MissingDataError(f"{info_path} not found: {path} was not written by geovision.")
     return json.loads(info_path.read_text())
 
 
@@ -192,8 +193,8 @@ def _read_tsv(tsv_path: Path) -> Iterator[dict[str, Any]]:
     with open(tsv_path, newline="") as f:
         for line_no, fields in enumerate(csv.reader(f, delimiter="\t"), start=1):
             if len(fields) != len(TSV_FIELDS):
-                raise ValueError(f"{tsv_path}:{line_no} has {len(fields)} columns; the LXMERT "
-                                 f"TSV has {len(TSV_FIELDS)}: {', '.join(TSV_FIELDS)}.")
+                raise DataError(f"{tsv_path}:{line_no} has {len(fields)} columns; the LXMERT "
+                                f"TSV has {len(TSV_FIELDS)}: {', '.join(TSV_FIELDS)}.")
             row: dict[str, Any] = dict(zip(TSV_FIELDS, fields, strict=True))
             for key in ("img_h", "img_w", "num_boxes"):
                 row[key] = int(row[key])
@@ -201,8 +202,8 @@ def _read_tsv(tsv_path: Path) -> Iterator[dict[str, Any]]:
                 row[key] = _unb64(row[key], dtype)
             n = row["num_boxes"]
             if any(len(row[k]) != n for k in PER_BOX) or len(row["boxes"]) != 4 * n:
-                raise ValueError(f"{tsv_path}:{line_no} ({row['img_id']}): array lengths do "
-                                 f"not match num_boxes={n}.")
+                raise DataError(f"{tsv_path}:{line_no} ({row['img_id']}): array lengths do "
+                                f"not match num_boxes={n}.")
             yield row
 
 
@@ -214,7 +215,7 @@ def import_tsv(tsv_path: str | os.PathLike, out_dir: str | os.PathLike,
     """
     tsv_path = Path(tsv_path)
     if not tsv_path.is_file():
-        raise FileNotFoundError(f"TSV file not found: {tsv_path}.")
+        raise MissingDataError(f"TSV file not found: {tsv_path}.")
     max_boxes, feature_dim = 0, None
     for row in _read_tsv(tsv_path):
         n = row["num_boxes"]
@@ -222,15 +223,15 @@ def import_tsv(tsv_path: str | os.PathLike, out_dir: str | os.PathLike,
         if n:
             dim, rest = divmod(len(row["features"]), n)
             if rest or (feature_dim is not None and dim != feature_dim):
-                raise ValueError(f"{tsv_path}: image {row['img_id']} has features of a "
-                                 f"different width than the other rows.")
+                raise DataError(f"{tsv_path}: image {row['img_id']} has features of a "
+                                f"different width than the other rows.")
             feature_dim = dim
     if feature_dim is None:
-        raise ValueError(f"{tsv_path} holds no boxes at all, so the feature width is unknown.")
+        raise DataError(f"{tsv_path} holds no boxes at all, so the feature width is unknown.")
     num_objects = num_objects or max_boxes
     if num_objects < max_boxes:
-        raise ValueError(f"num_objects={num_objects} is below the {max_boxes} boxes some rows "
-                         f"of {tsv_path} hold; pass at least {max_boxes}.")
+        raise ConfigError(f"num_objects={num_objects} is below the {max_boxes} boxes some rows "
+                          f"of {tsv_path} hold; pass at least {max_boxes}.")
 
     def rows() -> Iterator[dict[str, Any]]:
         for row in _read_tsv(tsv_path):

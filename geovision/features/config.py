@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from geovision.errors import ConfigError
+
 CAFFE_BGR_MEAN = (102.9801, 115.9465, 122.7717)
 
 
@@ -52,13 +54,13 @@ class DetectorConfig:
 
     def __post_init__(self) -> None:
         if self.pooler not in ("roipool", "roialign"):
-            raise ValueError(f"DetectorConfig.pooler is {self.pooler!r}; use 'roipool' or "
-                             "'roialign'.")
+            raise ConfigError(f"DetectorConfig.pooler is {self.pooler!r}; use 'roipool' or "
+                              "'roialign'.")
         if self.min_size <= 0 or self.max_size < self.min_size:
-            raise ValueError(f"DetectorConfig sizes min_size={self.min_size}, max_size="
-                             f"{self.max_size}: need 0 < min_size <= max_size.")
+            raise ConfigError(f"DetectorConfig sizes min_size={self.min_size}, max_size="
+                              f"{self.max_size}: need 0 < min_size <= max_size.")
         if not 0.0 <= self.score_thresh < 1.0:
-            raise ValueError(f"DetectorConfig.score_thresh={self.score_thresh} must be in [0, 1).")
+            raise ConfigError(f"DetectorConfig.score_thresh={self.score_thresh} must be in [0, 1).")
 
     @property
     def feature_dim(self) -> int:
@@ -86,5 +88,5 @@ class DetectorConfig:
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"Unknown DetectorConfig fields {unknown}; known: {sorted(known)}.")
+            raise ConfigError(f"Unknown DetectorConfig fields {unknown}; known: {sorted(known)}.")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from geovision.errors import ConfigError, DataError, MissingDataError
 from geovision.features.arrow_io import make_record, write_region_dataset
 from geovision.features.config import DetectorConfig
 from geovision.features.detector import RegionOutputs
@@ -57,16 +58,16 @@ def list_images(images: Sequence[str | os.PathLike] | str | os.PathLike) -> list
     if isinstance(images, str | os.PathLike):
         folder = Path(images)
         if not folder.is_dir():
-            raise FileNotFoundError(f"Image folder not found: {folder}.")
+            raise MissingDataError(f"Image folder not found: {folder}.")
         paths = sorted(p for p in folder.iterdir()
                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
-            raise FileNotFoundError(f"No images in {folder}: expected files ending in "
-                                    f"{', '.join(IMAGE_SUFFIXES)}.")
+            raise MissingDataError(f"No images in {folder}: expected files ending in "
+                                   f"{', '.join(IMAGE_SUFFIXES)}.")
         return paths
     paths = [Path(p) for p in images]
     if not paths:
-        raise ValueError("No images given to extract region features from.")
+        raise ConfigError("No images given to extract region features from.")
     return paths
 
 
@@ -83,8 +84,8 @@ def image_ids(paths: Sequence[Path]) -> list[str]:
     for path in paths:
         key = image_id(path)
         if key in seen:
-            raise ValueError(f"Images {seen[key]} and {path} both get the id {key!r}; rename "
-                             "one or extract them into separate datasets.")
+            raise DataError(f"Images {seen[key]} and {path} both get the id {key!r}; rename "
+                            "one or extract them into separate datasets.")
         seen[key] = path
     return list(seen)
 
@@ -111,9 +112,9 @@ class RegionExtractor:
                  = None, *, num_objects: int = 36, precision: str = "fp32",
                  device: str | torch.device = "cpu", seed: int = 0) -> None:
         if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
+            raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
         if num_objects <= 0:
-            raise ValueError(f"num_objects must be positive, got {num_objects}.")
+            raise ConfigError(f"num_objects must be positive, got {num_objects}.")
         self.config = config or DetectorConfig()
         self.weights = Path(weights) if weights is not None else None
         self.random_weights = weights is None
@@ -122,8 +123,8 @@ class RegionExtractor:
         self.precision = precision
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device={device!r} asked for but CUDA is not available; use "
-                               "device='cpu'.")
+            raise ConfigError(f"device={device!r} asked for but CUDA is not available; use "
+                              "device='cpu'.")
         model = build_detector(self.config, self.weights, seed=seed).to(self.device)
         if self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
@@ -142,8 +143,11 @@ class RegionExtractor:
                    original_sizes: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
         """Select each image's regions and express them in its original pixels.
 
-        A region's object is its best foreground class (as in the caffe extractor), its box
+        A region's object is its best foreground class (as in the Caffe extractor), its box
         that class's regressed box, its attribute the best one other than "no attribute".
+        Attribute confidences are taken from the softmax over all attribute columns, the
+        "no attribute" one included, as the Caffe extractor computes them; so they do not
+        sum to one over the real attributes.
         """
         c = self.config
         records = []
@@ -190,7 +194,7 @@ def extract_region_features(images: Sequence[str | os.PathLike] | str | os.PathL
     paths = list_images(images)
     ids = image_ids(paths)
     if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        raise ConfigError(f"batch_size must be positive, got {batch_size}.")
     extractor = RegionExtractor(config, weights, num_objects=num_objects, precision=precision,
                                 device=device, seed=seed)
     loader = DataLoader(_ImageFiles(paths, bands), batch_size=batch_size, shuffle=False,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from geovision.errors import ConfigError, DataError
 from geovision.features.arrow_io import read_region_dataset
 
 LOADED_COLUMNS = ("img_id", "img_h", "img_w", "num_boxes", "objects_id", "boxes",
@@ -37,8 +38,8 @@ class RegionFeatureDataset(Dataset):
         widths = {str(p): int(d.features["roi_features"].shape[1])
                   for p, d in zip(self.paths, self.parts, strict=True)}
         if len(set(widths.values())) > 1:
-            raise ValueError(f"Region-feature datasets have different feature widths {widths}; "
-                             "combine only features from the same detector.")
+            raise DataError(f"Region-feature datasets have different feature widths {widths}; "
+                            "combine only features from the same detector.")
         self.feature_dim = next(iter(widths.values()))
         self.ends = np.cumsum([len(d) for d in self.parts])
 
@@ -105,7 +106,7 @@ def load_region_features(paths: str | os.PathLike | Sequence[str | os.PathLike],
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     if not paths:
-        raise ValueError("load_region_features needs at least one dataset path.")
+        raise ConfigError("load_region_features needs at least one dataset path.")
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(RegionFeatureDataset(paths), batch_size=batch_size, shuffle=shuffle,
                       num_workers=num_workers, collate_fn=collate_regions,

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from geovision.data.image_io import read_image
 from geovision.data.transforms import percentile_stretch
+from geovision.errors import DataError
 from geovision.features.config import DetectorConfig
 
 
@@ -31,9 +32,9 @@ def to_rgb_uint8(array: np.ndarray, bands: tuple[int, int, int] | None = None) -
     if bands is None:
         bands = (0, 0, 0) if channels == 1 else (0, 1, 2)
     if channels < 3 and channels != 1:
-        raise ValueError(f"Image has {channels} bands; region features need 1 or at least 3.")
+        raise DataError(f"Image has {channels} bands; region features need 1 or at least 3.")
     if max(bands) >= channels:
-        raise ValueError(f"RGB bands {bands} requested but the image has {channels} bands.")
+        raise DataError(f"RGB bands {bands} requested but the image has {channels} bands.")
     rgb = array[list(bands)]
     if rgb.dtype != np.uint8:
         rgb = np.rint(percentile_stretch(rgb) * 255.0).astype(np.uint8)
@@ -48,15 +49,27 @@ def load_rgb(path: str | os.PathLike,
     try:
         return torch.from_numpy(to_rgb_uint8(array, bands))
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise DataError(f"{path}: {exc}") from exc
 
 
 def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
-    """Scale so the short side is `min_size` unless the long side would pass `max_size`."""
+    """Scale so the short side is `min_size` unless the long side would pass `max_size`.
+
+    The arithmetic is detectron2's ResizeShortestEdge step for step, in float64: the short
+    side is set to `min_size` and the long one scaled; if that passes `max_size`, both are
+    rescaled by max_size / long side; only then is each rounded with int(x + 0.5). Scaling
+    once by a combined factor instead lands 16:9 images (360x640, 720x1280, ...) on 563x1000
+    where detectron2 and the Caffe extractor give 562x1000, and every feature then differs.
+    """
     scale = min_size / min(height, width)
-    if max(height, width) * scale > max_size:
-        scale = max_size / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
+    if height < width:
+        new_h, new_w = float(min_size), scale * width
+    else:
+        new_h, new_w = scale * height, float(min_size)
+    if max(new_h, new_w) > max_size:
+        scale = max_size / max(new_h, new_w)
+        new_h, new_w = new_h * scale, new_w * scale
+    return int(new_h + 0.5), int(new_w + 0.5)
 
 
 def preprocess_batch(images: list[torch.Tensor], config: DetectorConfig,

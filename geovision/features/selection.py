@@ -1,9 +1,11 @@
 """Which proposals become an image's regions, and box normalisation for the language models.
 
-The published extractor runs per-class NMS at 0.5, 0.6, ..., 0.9 and stops at the first
-threshold that leaves the wanted number of regions. Per-class NMS can keep one proposal for
-several classes, so regions are counted as unique proposals. When no threshold leaves enough,
-the best-scoring remaining proposals fill the gap, as the original caffe extractor did.
+The selection matches py-bottom-up-attention's feature-extraction notebooks: per-class NMS at
+0.5, 0.6, ..., 0.9, stopping at the first threshold that leaves the wanted number of regions.
+(HuggingFace's LXMERT research-project port runs one class-agnostic NMS instead, so its regions
+differ.) Per-class NMS can keep one proposal for several classes, so regions are counted as
+unique proposals. When no threshold leaves enough, the best-scoring remaining proposals fill
+the gap, as the original Caffe extractor did.
 """
 
 from __future__ import annotations

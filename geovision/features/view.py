@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geovision.errors import DataError, MissingDataError, UnknownNameError
 from geovision.features.arrow_io import read_region_dataset
 from geovision.features.preprocess import load_rgb
 from geovision.io.atomic import atomic_file
@@ -23,7 +24,7 @@ def read_vocabulary(source: str | os.PathLike | Sequence[str] | None) -> list[st
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"Vocabulary file not found: {path}.")
+            raise MissingDataError(f"Vocabulary file not found: {path}.")
         return [line.split(",")[0].strip() for line in path.read_text().splitlines()
                 if line.strip()]
     return list(source)
@@ -57,13 +58,13 @@ def draw_regions(arrow_path: str | os.PathLike, img_id: str, image_path: str | o
     ids = dataset["img_id"]
     if str(img_id) not in ids:
         examples = ", ".join(ids[:5])
-        raise KeyError(f"Image id {img_id!r} is not in {arrow_path} ({len(ids)} images, e.g. "
-                       f"{examples}).")
+        raise UnknownNameError(f"Image id {img_id!r} is not in {arrow_path} ({len(ids)} "
+                               f"images, e.g. {examples}).")
     row = dataset.with_format("numpy")[ids.index(str(img_id))]
     image = load_rgb(image_path).numpy()
     if image.shape[:2] != (int(row["img_h"]), int(row["img_w"])):
-        raise ValueError(f"{image_path} is {image.shape[1]}x{image.shape[0]} but {img_id} was "
-                         f"extracted from a {row['img_w']}x{row['img_h']} image: wrong file?")
+        raise DataError(f"{image_path} is {image.shape[1]}x{image.shape[0]} but {img_id} was "
+                        f"extracted from a {row['img_w']}x{row['img_h']} image: wrong file?")
     n = int(row["num_boxes"])
     order = np.argsort(-row["objects_conf"][:n], kind="stable")[:top]
     labels = region_labels(row["objects_id"][order], row["objects_conf"][order],

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from geovision.errors import WeightsError
 from geovision.features.config import DetectorConfig
 from geovision.features.detector import FrozenBatchNorm, RegionDetector, cell_anchors
 
@@ -26,10 +27,6 @@ ANCHORS_KEY = "proposal_generator.anchor_generator.cell_anchors.0"
 LIST_LIMIT = 25
 STEM_SCALE = 1 / 64  # caffe-mean-subtracted pixels have a spread of tens
 CLS_LOGIT_STD = 3.0  # of random class logits for unit-scale region features
-
-
-class WeightsError(ValueError):
-    """A checkpoint that cannot fill the detector: wrong file, layout, names or shapes."""
 
 
 def published_key_map(config: DetectorConfig) -> dict[str, str]:

@@ -25,9 +25,11 @@ PIXEL_SIZE_M = 10.0
 def write_generated_scene(path: str | os.PathLike, size: int | tuple[int, int],
                           bands: Sequence[str] = ("red", "green", "blue", "nir"),
                           dtype: str = "float32", seed: int = 0, key: str = "generated",
-                          compress: str | None = "deflate", tile: int = 512) -> Path:
+                          compress: str | None = "deflate", tile: int = 512,
+                          noise: float = 0.02) -> Path:
     """A (len(bands), H, W) tiled GeoTIFF at `path` (EPSG:32633, 10 m pixels); float dtypes
-    hold reflectance in [0, 1], integer ones the same scaled to the dtype's range."""
+    hold reflectance in [0, 1], integer ones the same scaled to the dtype's range; `noise`
+    is the standard deviation of the reflectance noise (0: the land covers alone, fastest)."""
     import rasterio
     from affine import Affine
 
@@ -41,6 +43,8 @@ def write_generated_scene(path: str | os.PathLike, size: int | tuple[int, int],
     signatures = SIGNATURES[:, [cover_of[b] for b in bands]] / 255.0  # (covers, bands)
     integer = np.issubdtype(np.dtype(dtype), np.integer)
     top = np.iinfo(dtype).max if integer else 1.0
+    table = signatures.T * top  # (bands, covers) stored values
+    table = table.round().astype(dtype) if integer else table.astype(dtype)
     profile = {"driver": "GTiff", "height": height, "width": width, "count": len(bands),
                "dtype": dtype, "crs": "EPSG:32633", "tiled": True, "blockxsize": tile,
                "blockysize": tile,
@@ -56,10 +60,13 @@ def write_generated_scene(path: str | os.PathLike, size: int | tuple[int, int],
                 rows = np.arange(row, min(row + BLOCK_ROWS, height))
                 # land cover: stripes and blobs that cross block and chip borders
                 cover = ((rows[:, None] // 97 + cols[None, :] // 131) % len(signatures))
-                values = signatures[cover].transpose(2, 0, 1)
-                values = values + rng.normal(0, 0.02, size=(1, *values.shape[1:]))
-                values = np.clip(values, 0, 1) * top
-                block = values.round().astype(dtype) if integer else values.astype(dtype)
+                if noise == 0:
+                    block = table[:, cover]
+                else:
+                    values = signatures[cover].transpose(2, 0, 1)
+                    values = values + rng.normal(0, noise, size=(1, *values.shape[1:]))
+                    values = np.clip(values, 0, 1) * top
+                    block = values.round().astype(dtype) if integer else values.astype(dtype)
                 dst.write(block, window=rasterio.windows.Window(0, row, width, len(rows)))
             dst.descriptions = tuple(bands)
             for i, band in enumerate(bands, start=1):

@@ -42,6 +42,7 @@ OUTPUTS = ("probabilities", "logits")
 NODATA_LABEL = 255
 LABEL_BLOCK_ROWS = 1024
 QUICKLOOK_SIZE = 1024
+GDAL_CACHE_MB = 256  # GDAL's block cache (default: 5% of RAM) counts in the memory bound
 PALETTE = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
                     (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127),
                     (188, 189, 34), (23, 190, 207)], dtype=np.uint8)
@@ -78,15 +79,15 @@ class ScenePrediction:
 def load_scene_model(run: str | Path) -> SceneModel:
     """A SceneModel from a training run folder (its chosen checkpoint and recorded
     statistics) or from a `models/<dataset>/<recipe>.json` record."""
-    from geovision.experiment.fit import read_fit_result
-    from geovision.experiment.run import load_run
+    from geovision.experiment.model_record import ModelRecord
+    from geovision.experiment.runfolders.inputs import load_run
+    from geovision.experiment.runtime.fit import read_fit_result
     from geovision.experiment.workflows import load_module
 
     path = Path(run)
     if path.is_file() and path.suffix == ".json":
-        record = json.loads(path.read_text())
-        path = Path(record["run_dir"])
-        checkpoint = Path(record["checkpoint"])
+        record = ModelRecord.from_json(path.read_text(), path)
+        path, checkpoint = record.run_dir, record.checkpoint
     else:
         checkpoint = None
     if not path.is_dir():
@@ -104,15 +105,14 @@ def load_scene_model(run: str | Path) -> SceneModel:
                       scale=dataset_cls.SCALE, source=str(checkpoint))
 
 
-def scene_bands(src: Any) -> list[SceneBand]:
-    """The bands of an open scene: names from the band descriptions, centre wavelengths from
-    the per-band `wavelength_nm` tag (the analysis-ready scene contract)."""
-    bands = []
-    for i in range(1, src.count + 1):
-        name = src.descriptions[i - 1] or f"band_{i}"
-        wave = src.tags(i).get("wavelength_nm")
-        bands.append(SceneBand(name, float(wave) if wave not in (None, "") else None))
-    return bands
+def scene_bands(path: str | Path) -> list[SceneBand]:
+    """The bands of a scene: names from the band descriptions, centre wavelengths from the
+    per-band `wavelength_nm` tags (the analysis-ready scene contract)."""
+    from geovision.satellite import open_scene
+
+    info = open_scene(path)
+    return [SceneBand(name, wave) for name, wave in
+            zip(info.band_names, info.wavelengths_nm, strict=True)]
 
 
 def _chips_in_batches(src: Any, chips: Any, indexes: list[int], batch_size: int,
@@ -140,6 +140,8 @@ class _Standardise:
 
     def __call__(self, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = torch.from_numpy(values).float()
+        if self.nodata is None and not values.dtype.kind == "f":  # integers cannot be NaN
+            return x.mul_(self.gain).add_(self.offset), None
         invalid = torch.isnan(x) if self.nodata is None or math.isnan(self.nodata) \
             else x == self.nodata
         missing = invalid.all(dim=1) if bool(invalid.any()) else None
@@ -152,9 +154,21 @@ class _Standardise:
 def predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out: str | Path,
                   chip_size: int = 512, overlap: int = 32, batch_size: int = 16,
                   device: str = "cpu", output: str = "probabilities", compress: str = "deflate",
-                  progress: bool = True) -> ScenePrediction:
+                  write_probabilities: bool = True, progress: bool = True) -> ScenePrediction:
     """Apply a model (a SceneModel, a run folder or a model record) to a scene GeoTIFF and
-    write the outputs listed in the module docstring under `out/` (each file atomically)."""
+    write the outputs listed in the module docstring under `out/` (each file atomically;
+    `write_probabilities=False` keeps only the labels of the probabilities)."""
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        return _predict_scene(model_or_run, scene, out, chip_size, overlap, batch_size, device,
+                              output, compress, write_probabilities, progress)
+
+
+def _predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out: str | Path,
+                   chip_size: int, overlap: int, batch_size: int, device: str, output: str,
+                   compress: str, write_probabilities: bool, progress: bool
+                   ) -> ScenePrediction:
     if output not in OUTPUTS:
         raise ConfigError(f"output={output!r}: use one of {OUTPUTS}.")
     spec = model_or_run if isinstance(model_or_run, SceneModel) else \
@@ -165,7 +179,7 @@ def predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out:
     started = time.perf_counter()
     model = spec.model.eval().float().to(device)
     with open_raster(scene) as src:
-        matches = match_bands(spec.bands, scene_bands(src))
+        matches = match_bands(spec.bands, scene_bands(scene))
         indexes = [m.scene_index + 1 for m in matches]
         dtype = np.dtype(src.dtypes[indexes[0] - 1])
         nodata = src.nodata
@@ -193,7 +207,8 @@ def predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out:
                             torch.softmax(logits, dim=1)
                         if missing is not None:
                             probs = probs.masked_fill(missing[:, None], 0.0)
-                        result = probs.mul_(255).round_().to(torch.uint8).numpy()
+                        # +0.5 then truncation rounds (probabilities are not negative)
+                        result = probs.mul_(255).add_(0.5).to(torch.uint8).numpy()
                     yield from zip(labels.tolist(), result, strict=True)
 
         name = "logits.tif" if output == "logits" else "probabilities.tif"
@@ -215,12 +230,14 @@ def predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out:
                      for i, n in enumerate(spec.class_names)}
             started = time.perf_counter()
             files["labels"] = _to_cog(labels_tiled, out / "labels.tif", compress,
-                                      nodata=NODATA_LABEL)
+                                      nodata=NODATA_LABEL, resampling="NEAREST")
             files["quicklook"] = _quicklook(out / "labels.tif", out / "quicklook.png")
             timings["labels_cog"] = time.perf_counter() - started
-        started = time.perf_counter()
-        files[output] = _to_cog(tiled, out / name, compress)
-        timings["cog"] = time.perf_counter() - started
+        if output == "logits" or write_probabilities:
+            started = time.perf_counter()
+            files[output] = _to_cog(tiled, out / name, compress,
+                                resampling="AVERAGE" if output == "probabilities" else "NEAREST")
+            timings["cog"] = time.perf_counter() - started
     finally:
         for tmp in out.glob(".*.tiled.tif"):
             tmp.unlink()
@@ -258,19 +275,34 @@ def _labels_from_probabilities(probabilities: Path, labels: Path, like: Path,
                             disable=not progress):
                 window = Window(0, row, src.width, min(LABEL_BLOCK_ROWS, src.height - row))
                 probs = src.read(window=window)
-                label = probs.argmax(axis=0).astype(np.uint8)
-                label[probs.max(axis=0) == 0] = NODATA_LABEL
+                label = _argmax(probs)
                 counts += np.bincount(label.ravel(), minlength=256)[:src.count]
                 dst.write(label, 1, window=window)
     return counts
 
 
-def _to_cog(tiled: Path, path: Path, compress: str, nodata: float | None = None) -> Path:
-    """The tiled GeoTIFF rewritten as a cloud-optimised GeoTIFF (overviews, ordered tiles)."""
+def _argmax(probs: np.ndarray) -> np.ndarray:
+    """(K, h, w) uint8 probabilities -> (h, w) uint8 labels (the first of equal maxima),
+    NODATA_LABEL where all are 0: class by class over contiguous planes, which is 10x faster
+    than numpy's argmax along the first axis."""
+    label = np.zeros(probs.shape[1:], dtype=np.uint8)
+    best = probs[0].copy()
+    for k in range(1, probs.shape[0]):
+        better = probs[k] > best
+        label[better] = k
+        np.maximum(best, probs[k], out=best)
+    label[best == 0] = NODATA_LABEL
+    return label
+
+
+def _to_cog(tiled: Path, path: Path, compress: str, nodata: float | None = None,
+            resampling: str = "AVERAGE") -> Path:
+    """The tiled GeoTIFF rewritten as a cloud-optimised GeoTIFF (overviews, ordered tiles);
+    labels take NEAREST overviews (2.8x faster than the default, and classes stay classes)."""
     import rasterio.shutil
 
     options = {"driver": "COG", "compress": compress.upper(), "blocksize": 256,
-               "overviews": "AUTO", "num_threads": "ALL_CPUS"}
+               "overviews": "AUTO", "resampling": resampling, "num_threads": "ALL_CPUS"}
     if nodata is not None:
         options["nodata"] = nodata
     with atomic_file(path) as tmp:

@@ -3,8 +3,8 @@
 glibc maps every allocation above its mmap threshold (at most 32 MiB) afresh and returns it
 to the system when freed. A training batch of 64 float32 images of 4 x 256 x 256 is 64 MiB:
 every batch then page-faults through memory the kernel must zero first, which on some
-machines costs several times the reading and conversion (a DataLoader over HDF5 shards went
-from 2,700 to 10,700 samples/s on a 2-core VM with this setting). Raising the mmap and trim
+machines costs several times the reading and conversion (bench/loaders.py gives the figures).
+Raising the mmap and trim
 thresholds lets glibc serve such allocations from memory the process already holds; the
 price is that the process keeps up to `limit_bytes` of freed memory instead of returning it.
 

@@ -1,4 +1,4 @@
-"""attribution_report: Integrated Gradients maps of the trained model on test images."""
+"""attribution_report: six attribution methods on the trained model's first test images."""
 
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
@@ -8,27 +8,32 @@ from geovision_assets.partitions import dataset_and_recipe, dataset_recipe_parti
 from geovision_assets.resources import GeovisionHome
 
 
-@asset(partitions_def=dataset_recipe_partitions, deps=[trained_model], code_version="1",
-       group_name="analysis", kinds={"captum"})
+@asset(partitions_def=dataset_recipe_partitions, deps=[trained_model], code_version="2",
+       group_name="analysis", kinds={"pytorch"})
 def attribution_report(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
-    """Which pixels and bands drove the model's predictions on the first test images."""
+    """Integrated Gradients, Guided Backprop, Grad-CAM, LIME, Kernel SHAP and feature
+    visualisation maps, with deletion/insertion AUC, randomisation and band importance."""
     from geovision.hashing import sha256_file
-    from geovision.pipeline import attribution, load_model_record
+    from geovision.pipeline import explain_model, load_model_record
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
-    report = attribution(dataset, recipe, home.root())
+    report = explain_model(dataset, recipe, home.root(), progress=False)
     record = load_model_record(dataset, recipe, home.root())
+    figures = {f"maps_{name}": md.png(path, name.replace("_", " "))
+               for name, path in report.figures.items() if not name.endswith("_bands")}
+    figures.update({f"bands_{name[:-6]}": md.png(path, f"{name[:-6]} per band")
+                    for name, path in report.figures.items() if name.endswith("_bands")})
     return MaterializeResult(
-        data_version=DataVersion(sha256_file(report.grid_png)),
+        data_version=DataVersion(sha256_file(report.out_dir / "report.json")),
         metadata={
-            "grid": md.png(report.grid_png, "Integrated Gradients on test images"),
-            "path": md.path(report.grid_png),
+            "summary": MetadataValue.md(report.summary_md.read_text()),
+            "metrics": md.table(report.metrics.round(4)),
+            **figures,
+            "path": md.path(report.out_dir),
             "df_idx": MetadataValue.json(report.df_idx),
             "predicted": MetadataValue.json(report.predicted),
             "actual": MetadataValue.json(report.actual),
-            "explained": MetadataValue.json(report.explained),
             "band_importance": MetadataValue.json(report.band_importance),
-            "max_convergence_delta": report.convergence_delta,
-            **md.provenance(checkpoint=record["checkpoint"], config_hash=record["config_hash"]),
+            **md.provenance(checkpoint=str(record.checkpoint), config_hash=record.config_hash),
         },
     )

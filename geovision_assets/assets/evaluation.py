@@ -13,18 +13,18 @@ from geovision_assets.resources import GeovisionHome
 def model_evaluation(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
     """Evaluate the recorded checkpoint on the test split in one process: loss, the recipe's
     metrics and (for supervised models) the confusion matrix."""
-    from geovision.pipeline import model_evaluation as evaluate
+    from geovision.pipeline import evaluate_model
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
-    result = evaluate(dataset, recipe, home.root())
+    result = evaluate_model(dataset, recipe, home.root())
     evaluation, record = result.evaluation, result.record
     metadata = {
         **{key: float(value) for key, value in evaluation.metrics.items()},
         "num_samples": evaluation.num_samples,
         "checkpoint": md.path(evaluation.checkpoint),
         "metrics_file": md.path(evaluation.metrics_path),
-        **md.provenance(config_hash=record["config_hash"],
-                        checkpoint_sha256=record["checkpoint_sha256"]),
+        **md.provenance(config_hash=record.config_hash,
+                        checkpoint_sha256=record.checkpoint_sha256),
     }
     if evaluation.confusion is not None:
         metadata["confusion_matrix"] = md.png(evaluation.confusion_png,

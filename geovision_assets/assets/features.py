@@ -23,10 +23,10 @@ def region_features(context: AssetExecutionContext, home: GeovisionHome,
     """Bottom-up-attention region features (boxes, pooled features, labels) per image, as an
     Arrow dataset that LXMERT and VisualBERT loaders read directly."""
     from geovision.hashing import hash_directory
-    from geovision.pipeline import region_features as extract
+    from geovision.pipeline import extract_features
 
-    features = extract(context.partition_key, home.root(), weights=weights.weights(),
-                       full_size=weights.full_size)
+    features = extract_features(context.partition_key, home.root(), weights=weights.weights(),
+                                full_size=weights.full_size)
     result = features.extraction
     if result.random_weights:
         context.log.warning("No detector weights configured (resource `weights`): these "

@@ -39,9 +39,9 @@ def _result(check_name: str, shards) -> MaterializeResult:
        check_specs=[AssetCheckSpec("hdf_reads_back_equal", asset="hdf_shards")])
 def hdf_shards(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
     """One HDF5 file per split (uncompressed, one chunk per image), read back and compared."""
-    from geovision.pipeline import hdf_shards as write
+    from geovision.pipeline import write_hdf_shards
 
-    return _result("hdf_reads_back_equal", write(context.partition_key, home.root()))
+    return _result("hdf_reads_back_equal", write_hdf_shards(context.partition_key, home.root()))
 
 
 @asset(partitions_def=dataset_partitions, deps=[dataset_index], code_version="1",
@@ -50,9 +50,9 @@ def hdf_shards(context: AssetExecutionContext, home: GeovisionHome) -> Materiali
 def streaming_shards(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
     """One MosaicML streaming (MDS) folder per split, read back and compared."""
     from geovision.layout import Layout
-    from geovision.pipeline import streaming_shards as write
+    from geovision.pipeline import write_streaming_shards
 
     layout = Layout(home.root())
     cache = layout.mds_cache(context.partition_key, run=context.run.run_id)
     return _result("streaming_reads_back_equal",
-                   write(context.partition_key, layout.home, cache_dir=cache))
+                   write_streaming_shards(context.partition_key, layout.home, cache_dir=cache))

@@ -26,10 +26,10 @@ def image_statistics(context: AssetExecutionContext, home: GeovisionHome) -> Mat
     import pandas as pd
 
     from geovision.data.registry import get_dataset
-    from geovision.pipeline import image_statistics as compute
+    from geovision.pipeline import compute_statistics
 
     name = context.partition_key
-    stats = compute(name, home.root())
+    stats = compute_statistics(name, home.root())
     dataset_cls = get_dataset(name)
     bands = pd.DataFrame({"train_mean": stats.means, "train_std": stats.std_devs,
                           "class_MEANS": dataset_cls.MEANS,
@@ -62,9 +62,9 @@ def eda_report(context: AssetExecutionContext, home: GeovisionHome) -> Materiali
     """A first look at the data: class balance per split, image sizes, band histograms, mean
     spectral signature per class and, for segmentation, coverage and object sizes."""
     from geovision.hashing import sha256_file
-    from geovision.pipeline import eda
+    from geovision.pipeline import write_eda_report
 
-    report = eda(context.partition_key, home.root())
+    report = write_eda_report(context.partition_key, home.root())
     return MaterializeResult(
         data_version=DataVersion(sha256_file(report.markdown_path)),
         metadata={

@@ -29,7 +29,7 @@ def trained_model(context: AssetExecutionContext, home: GeovisionHome, recipes: 
 
     One device trains in this process; with trainer.devices > 1 torchrun runs one process
     per device through Dagster Pipes, and rank 0 reports the materialization."""
-    from geovision.pipeline import trained_model as train
+    from geovision.pipeline import train_model
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
     launched = []
@@ -37,27 +37,27 @@ def trained_model(context: AssetExecutionContext, home: GeovisionHome, recipes: 
     def launch_through_pipes(command: list[str]) -> None:
         launched.append(pipes.run(context=context, command=command))
 
-    model = train(dataset, recipes.recipe_path(recipe), home.root(),
-                  launcher=launch_through_pipes)
+    model = train_model(dataset, recipes.recipe_path(recipe), home.root(),
+                        launcher=launch_through_pipes)
     record = model.record
     metadata = {
-        "run_dir": md.path(record["run_dir"]),
-        "checkpoint": md.path(record["checkpoint"]),
-        "epochs": record["epochs"],
-        "devices": record["devices"],
-        **{key: float(value) for key, value in record["test_metrics"].items()},
+        "run_dir": md.path(record.run_dir),
+        "checkpoint": md.path(record.checkpoint),
+        "epochs": record.epochs,
+        "devices": record.devices,
+        **{key: float(value) for key, value in record.test_metrics.items()},
         "config": MetadataValue.json(model.config.model_dump(mode="json")),
-        "config_hash": record["config_hash"],
+        "config_hash": record.config_hash,
         "random_seed": model.config.random_seed,
         "data_source": model.config.data.source,
         **{f"plot_{p.stem}": md.png(p, p.stem) for p in model.plots},
         **md.provenance(upstream=model.upstream),
     }
-    if record["chance_accuracy"] is not None:
-        metadata["chance_accuracy"] = record["chance_accuracy"]
+    if record.chance_accuracy is not None:
+        metadata["chance_accuracy"] = record.chance_accuracy
     if launched:
         reported = launched[0].get_materialize_result(implicit_materialization=False)
         return MaterializeResult(data_version=reported.data_version,
                                  metadata={**reported.metadata, **metadata})
-    return MaterializeResult(data_version=DataVersion(record["checkpoint_sha256"]),
+    return MaterializeResult(data_version=DataVersion(record.checkpoint_sha256),
                              metadata=metadata)

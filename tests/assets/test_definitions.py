@@ -15,7 +15,7 @@ from geovision_assets.sensors import new_recipes
 
 EXPECTED = {"raw_dataset", "dataset_index", "image_statistics", "eda_report", "hdf_shards",
             "streaming_shards", "region_features",
-            "trained_model", "model_evaluation", "attribution_report"}
+            "trained_model", "model_evaluation", "attribution_report", "scene_predictions"}
 
 
 def test_definitions_validate():
@@ -74,3 +74,38 @@ def test_recipe_sensor_registers_new_valid_recipes(tmp_path):
     instance.add_dynamic_partitions("recipe", ["good"])
     assert new_recipes(["good"], ["good", "b", "a"]) == ["a", "b"]
     assert recipe_sensor(context).__class__.__name__ == "SkipReason"
+
+
+def test_scene_predictions_sensor_requests_new_pairs_of_marked_trained_recipes(tmp_path):
+    import yaml
+    from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+
+    from geovision.layout import Layout
+    from geovision_assets.resources import GeovisionHome, RecipeLibrary
+    from geovision_assets.sensors import scene_predictions_sensor
+
+    marked = yaml.safe_load(Path("recipes/demo.yaml").read_text())
+    unmarked = {k: v for k, v in marked.items() if k != "inference"}
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "marked.yaml").write_text(yaml.safe_dump(marked))
+    (tmp_path / "recipes" / "plain.yaml").write_text(yaml.safe_dump(unmarked))
+    home = tmp_path / "home"
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("recipe", ["marked", "plain"])
+    instance.add_dynamic_partitions("satellite_scene", ["generated:a", "inbox:b"])
+    context = build_sensor_context(instance=instance, resources={
+        "recipes": RecipeLibrary(path=str(tmp_path / "recipes")),
+        "home": GeovisionHome(path=str(home))})
+    assert isinstance(scene_predictions_sensor(context), SkipReason)  # nothing trained yet
+    for recipe in ("marked", "plain"):
+        record = Layout(home).model_record("synthetic", recipe)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text("{}")
+    result = scene_predictions_sensor(context)
+    assert isinstance(result, SensorResult)
+    assert sorted(r.partition_key for r in result.run_requests) == [
+        "marked|generated:a", "marked|inbox:b"]
+    context.update_cursor(result.cursor)
+    instance.add_dynamic_partitions("satellite_scene", ["inbox:c"])
+    again = scene_predictions_sensor(context)
+    assert [r.partition_key for r in again.run_requests] == ["marked|inbox:c"]

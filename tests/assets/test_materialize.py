@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -17,6 +19,8 @@ from geovision_assets.demo import run_demo
 DATASET_KEYS = ("raw_dataset", "dataset_index", "image_statistics", "eda_report", "hdf_shards",
                 "streaming_shards", "region_features")
 MODEL_KEYS = ("trained_model", "model_evaluation", "attribution_report")
+METHODS = ("integrated_gradients", "guided_backprop", "grad_cam", "lime", "kernel_shap",
+           "feature_visualisation")
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +106,20 @@ def test_eda_report(demo):
 def test_model_outputs(demo):
     instance, result, home = demo
     record = result.summary
-    assert record["test_metrics"]["test_accuracy"] > record["chance_accuracy"] + 0.3
-    metrics = pd.read_csv(Path(record["run_dir"]) / "metrics.csv")
+    assert record.test_metrics["test_accuracy"] > record.chance_accuracy + 0.3
+    metrics = pd.read_csv(Path(record.run_dir) / "metrics.csv")
     assert metrics["epoch"].tolist() == [0, 1, 2]
-    assert (home / "attribution" / "synthetic" / "quick" / "integrated_gradients.png").is_file()
+    for method in METHODS:
+        assert (home / "attribution" / "synthetic" / "quick" / f"{method}.png").is_file()
+        assert (home / "attribution" / "synthetic" / "quick" / f"{method}_bands.png").is_file()
+    attribution = instance.get_latest_materialization_event(
+        AssetKey("attribution_report")).asset_materialization.metadata
+    assert "# Attribution report: synthetic (classification)" in attribution["summary"].value
+    assert all(f"| {method}" in attribution["metrics"].value for method in METHODS)
+    assert "data:image/png;base64," in attribution["maps_grad_cam"].value
     meta = instance.get_latest_materialization_event(
         AssetKey("trained_model")).asset_materialization.metadata
-    assert meta["config_hash"].value == record["config_hash"]
+    assert meta["config_hash"].value == record.config_hash
     assert meta["plot_loss"].value.startswith("loss")
     assert meta["random_seed"].value == 0
 
@@ -119,10 +130,45 @@ def test_model_evaluation(demo):
     meta = instance.get_latest_materialization_event(
         AssetKey("model_evaluation")).asset_materialization.metadata
     # The evaluation of the recorded checkpoint repeats the test metrics of the training run.
-    assert meta["test_accuracy"].value == pytest.approx(record["test_metrics"]["test_accuracy"])
+    assert meta["test_accuracy"].value == pytest.approx(record.test_metrics["test_accuracy"])
     assert meta["num_samples"].value == 80
     assert meta["confusion_matrix"].value.startswith(
         "Test split: confusion matrix (rows: true class")
     assert "data:image/png;base64," in meta["confusion_matrix"].value
     confusion = pd.read_csv(meta["confusion_matrix_csv"].value, index_col=0)
     assert confusion.to_numpy().sum() == 80 and len(confusion) == 4
+
+
+def test_scene_predictions_on_the_generated_scene(demo):
+    instance, _, home = demo
+    event = instance.get_latest_materialization_event(AssetKey("scene_predictions"))
+    assert event.asset_materialization.partition == "quick|generated:demo"
+    meta = event.asset_materialization.metadata
+    assert "data:image/png;base64," in meta["quicklook"].value
+    out = home / "predictions" / "quick" / "generated" / "demo"
+    assert Path(meta["labels"].value) == out / "labels.tif"
+    prediction = json.loads((out / "prediction.json").read_text())
+    assert prediction["shape"] == [1024, 1024]
+    total = sum(prediction["class_areas_km2"].values())
+    assert total == pytest.approx(1024 * 1024 * 100 / 1e6)  # 10 m pixels, all classified
+    assert set(prediction["class_areas_km2"]) == {"building", "road", "water", "vegetation"}
+    assert meta["class_areas_km2"].value.count("|") > 8
+
+
+def test_predict_cli_on_the_trained_model(demo, tmp_path):
+    _, result, home = demo
+    scene = home / "satellite" / "scenes" / "generated" / "demo" / "scene.tif"
+    record = home / "models" / "synthetic" / "quick.json"
+    run = subprocess.run([sys.executable, "-m", "geovision.cli", "predict", str(record),
+                          str(scene), "--out", str(tmp_path / "out"), "--chip-size", "64",
+                          "--overlap", "0"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "256 chips" in run.stdout and "red<-red" in run.stdout
+    expected = json.loads((home / "predictions" / "quick" / "generated" / "demo"
+                           / "prediction.json").read_text())["class_areas_km2"]
+    for name, area in expected.items():
+        assert f"{name}: {area:.4f} km2" in run.stdout
+    missing = run = subprocess.run(
+        [sys.executable, "-m", "geovision.cli", "predict", str(record), str(tmp_path / "no.tif"),
+         "--out", str(tmp_path / "o2")], capture_output=True, text=True, timeout=300)
+    assert missing.returncode != 0 and "no.tif" in (missing.stderr + missing.stdout)

@@ -294,9 +294,9 @@ def test_16bit_table_rows_equal_array_stats(small_root: Path, monkeypatch, datas
                                             hist_bytes: int, bins: int) -> None:
     """16-bit images, summarised pixel by pixel into binned histograms, one per group or
     many, with a nodata value: the rows array_stats gives."""
-    from geovision.data import statistics
+    from geovision.data.statistics import rows
 
-    monkeypatch.setattr(statistics, "HIST_BYTES", hist_bytes)
+    monkeypatch.setattr(rows, "HIST_BYTES", hist_bytes)
     df = dataset_cls.build_df(small_root)
     nodata = -32768 if dataset_cls is _Signed16 else 0  # scene value 0 in both
     table = compute_image_statistics(dataset_cls, small_root, df, workers=1, progress=False,
@@ -402,9 +402,9 @@ def test_table_rows_equal_array_stats_of_each_image(small_root: Path, monkeypatc
                                                      hist_bytes: int, nodata) -> None:
     """Images summarised in groups of any size (one, five, all) get exactly the rows
     array_stats gives."""
-    from geovision.data import statistics
+    from geovision.data.statistics import rows
 
-    monkeypatch.setattr(statistics, "HIST_BYTES", hist_bytes)
+    monkeypatch.setattr(rows, "HIST_BYTES", hist_bytes)
     df = SyntheticSegmentation.build_df(small_root)
     table = compute_image_statistics(SyntheticSegmentation, small_root, df, workers=1,
                                      progress=False, nodata=nodata).table

@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 
 from geovision.cli import app, main
 from geovision.experiment.config import parse_config
-from geovision.experiment.live import watch
-from geovision.experiment.rundir import (
+from geovision.experiment.runfolders.folder import (
     STATUS_FILE,
     append_epoch_row,
     drop_epochs_from,
@@ -23,7 +22,8 @@ from geovision.experiment.rundir import (
     write_status,
     write_yaml,
 )
-from geovision.experiment.train import train
+from geovision.experiment.runfolders.live import watch
+from geovision.experiment.runtime.train import train
 
 runner = CliRunner()
 

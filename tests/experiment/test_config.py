@@ -123,8 +123,34 @@ def test_workflow_picks_the_model_role_and_drops_label_metrics():
     with pytest.raises(ConfigError, match="metrics: \\['accuracy'\\] need labels"):
         parse_config(BASE | {"workflow": "moco", "model": {"name": "small_moco"},
                              "metrics": ["accuracy"]})
-    with pytest.raises(ConfigError, match="workflow: Input should be"):
+    with pytest.raises(ConfigError, match="workflow: unknown 'diffusion'; registered: gan, "
+                                          "moco, supervised, vae"):
         parse_config(BASE | {"workflow": "diffusion"})
+
+
+def test_each_workflow_module_registers_itself():
+    from pathlib import Path
+
+    import geovision.experiment.workflows as workflows
+
+    files = sorted(p.stem for p in Path(workflows.__file__).parent.glob("*.py")
+                   if p.stem not in workflows.NOT_WORKFLOWS and not p.stem.startswith("_"))
+    assert workflows.list_workflows() == files == ["gan", "moco", "supervised", "vae"]
+    for name in files:
+        spec = workflows.get_workflow(name)
+        assert spec.module.__module__ == f"geovision.experiment.workflows.{name}"
+        assert spec.model_role("segmentation") == ("segmentation" if name == "supervised"
+                                                   else name)
+    with pytest.raises(KeyError, match="Unknown workflow 'nope'; registered workflows: gan"):
+        workflows.get_workflow("nope")
+
+
+def test_gan_declares_its_own_config_checks():
+    gan = BASE | {"workflow": "gan", "model": {"name": "small_gan"}}
+    with pytest.raises(ConfigError, match="the gan workflow steps its two optimizers itself"):
+        parse_config(gan | {"trainer": {"accumulate_grad_batches": 2}})
+    with pytest.raises(ConfigError, match="swa: averaging needs a single optimizer"):
+        parse_config(gan | {"swa": {"enabled": True}, "trainer": {"max_epochs": 3}})
 
 
 def test_metric_names_and_monitor_are_checked():

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from geovision.experiment.config import parse_config
-from geovision.experiment.distributed import torchrun_command
-from geovision.experiment.rundir import read_yaml
-from geovision.experiment.train import train
+from geovision.experiment.runfolders.folder import read_yaml
+from geovision.experiment.runtime.distributed import torchrun_command
+from geovision.experiment.runtime.train import train
 
 RECIPE = {"project": "ddp", "name": "cnn", "task": "classification", "random_seed": 0,
           "model": {"name": "small_cnn", "kwargs": {"width": 8, "depth": 2}},
@@ -28,7 +28,7 @@ def test_torchrun_command_runs_this_interpreter(tmp_path):
     command = torchrun_command(tmp_path, 2, resume=True, progress=False)
     assert command[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node=2"]
-    assert command[5:] == ["-m", "geovision.experiment.distributed", "--run-dir",
+    assert command[5:] == ["-m", "geovision.experiment.runtime.distributed", "--run-dir",
                            str(tmp_path), "--resume", "--no-progress"]
 
 
@@ -67,7 +67,7 @@ def test_trained_model_asset_launches_ddp_through_pipes(tmp_path, synthetic_root
     monkeypatch.setenv("GEOVISION_HOME", str(home))
     monkeypatch.setenv("GEOVISION_RECIPES", str(recipes))
     build_index("synthetic", home)
-    pipeline.image_statistics("synthetic", home, progress=False)
+    pipeline.compute_statistics("synthetic", home, progress=False)
 
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("recipe", ["ddp"])
@@ -83,9 +83,9 @@ def test_trained_model_asset_launches_ddp_through_pipes(tmp_path, synthetic_root
         assert meta["world_size"].value == 2 and meta["reported_by_rank"].value == 0
         assert meta["devices"].value == 2 and meta["epochs"].value == 2
         record = pipeline.load_model_record("synthetic", "ddp", home)
-        assert materialization.tags["dagster/data_version"] == record["checkpoint_sha256"]
+        assert materialization.tags["dagster/data_version"] == record.checkpoint_sha256
         assert meta["test_accuracy"].value == pytest.approx(
-            record["test_metrics"]["test_accuracy"])
+            record.test_metrics["test_accuracy"])
         logs = [e.message for e in instance.all_logs(result.run_id)
                 if e.message and e.message.startswith("epoch ")]
         assert len(logs) == 2  # rank 0 streamed each epoch to Dagster's log

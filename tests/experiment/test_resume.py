@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from geovision.cli import app
 from geovision.experiment.config import load_config
-from geovision.experiment.rundir import FIT_FILE, list_runs, run_state
-from geovision.experiment.train import train
+from geovision.experiment.runfolders.folder import FIT_FILE, list_runs, run_state
+from geovision.experiment.runtime.train import train
 
 EPOCHS = 5
 CONFIG = {

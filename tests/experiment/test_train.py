@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from geovision.experiment.config import parse_config
-from geovision.experiment.train import load_module, train
+from geovision.experiment.runtime.train import load_module, train
 
 
 def config(**overrides):

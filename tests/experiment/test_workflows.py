@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from geovision.experiment.config import parse_config
-from geovision.experiment.contrastive import MoCoModule
-from geovision.experiment.evaluate import evaluate_run
-from geovision.experiment.generative import GANModule, VAEModule
-from geovision.experiment.modules import SupervisedModule
-from geovision.experiment.train import load_module, train
+from geovision.experiment.runtime.evaluate import evaluate_run
+from geovision.experiment.runtime.train import load_module, train
+from geovision.experiment.workflows.gan import GANModule
+from geovision.experiment.workflows.moco import MoCoModule
+from geovision.experiment.workflows.supervised import SupervisedModule
+from geovision.experiment.workflows.vae import VAEModule
 
 BASE = {"project": "wf", "task": "classification", "random_seed": 0,
         "dataset_name": "synthetic", "data": {"batch_size": 32}}

@@ -20,6 +20,15 @@ from geovision.features.weights import build_detector
     ((300, 1000), (300, 1000)),   # 600 would push the long side to 2000: capped at 1000
     ((1200, 1600), (600, 800)),   # shrinking works the same way
     ((427, 640), (600, 899)),     # rounding to the nearest pixel
+    # 16:9 frames: the scaled short side lands on 562.5 in exact arithmetic and just below it
+    # in detectron2's float64 order of operations, which rounds to 562 (not 563).
+    ((360, 640), (562, 1000)),
+    ((720, 1280), (562, 1000)),
+    ((1080, 1920), (562, 1000)),
+    ((640, 360), (1000, 562)),    # portrait
+    ((600, 600), (600, 600)),     # already the size
+    ((100, 2000), (50, 1000)),    # capped by the long side
+    ((333, 500), (600, 901)),
 ])
 def test_resized_shape(size, expected):
     assert resized_shape(*size, 600, 1000) == expected

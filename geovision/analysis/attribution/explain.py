@@ -9,7 +9,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from geovision.analysis.attribution import methods
+from geovision.analysis.attribution.methods import (
+    feature_visualisation,
+    grad_cam,
+    guided_backprop,
+    integrated_gradients,
+    kernel_shap,
+    lime,
+)
 from geovision.analysis.attribution.prepare import last_conv_layer, prepare
 from geovision.analysis.attribution.targets import Target, as_target
 from geovision.errors import UnknownNameError
@@ -49,19 +56,20 @@ def explain(model: nn.Module, images: torch.Tensor,
     target = as_target(model, images, target, task)
     extras: dict[str, Any] = {}
     if method == "integrated_gradients":
-        maps, delta = methods.integrated_gradients(model, images, target, **options)
+        maps, delta = integrated_gradients(model, images, target, **options)
         extras["delta"] = delta
     elif method == "guided_backprop":
-        maps = methods.guided_backprop(model, images, target, **options)
+        maps = guided_backprop(model, images, target, **options)
     elif method == "grad_cam":
         options.setdefault("layer", None)
         extras["layer"] = options["layer"] or last_conv_layer(model)
-        maps = methods.grad_cam(model, images, target, **{**options, "layer": extras["layer"]})
+        maps = grad_cam(model, images, target, **{**options, "layer": extras["layer"]})
     elif method in ("lime", "kernel_shap"):
-        maps, masks = getattr(methods, method)(model, images, target, **options)
+        surrogate = lime if method == "lime" else kernel_shap
+        maps, masks = surrogate(model, images, target, **options)
         extras["feature_masks"] = masks
     else:
-        maps, history = methods.feature_visualisation(model, images, target, **options)
+        maps, history = feature_visualisation(model, images, target, **options)
         extras["objective"] = history
     return Explanation(method=method, maps=maps, target=target, extras=extras)
 

@@ -23,6 +23,7 @@ from geovision.data.base import LABEL_SEPARATOR
 from geovision.data.datasets.common import DownloadedDataset, class_index, read_lines, snake_case
 from geovision.data.download import Resource
 from geovision.data.image_io import ImageReadError, open_pixels
+from geovision.errors import MissingDataError
 
 FOLDER = "BigEarthNet-v1.0"
 # Bands in spectral order (there is no B10 in the L2A product).
@@ -114,8 +115,8 @@ class BigEarthNet(DownloadedDataset):
         """The patch's label names, in CLASS_NAMES order, joined by "|"."""
         path = root / FOLDER / patch / f"{patch}_labels_metadata.json"
         if not path.is_file():
-            raise FileNotFoundError(f"{cls.NAME}: {path} not found; the split lists name patch "
-                                    f"{patch}. Run download_and_extract(root) again.")
+            raise MissingDataError(f"{cls.NAME}: {path} not found; the split lists name patch "
+                                   f"{patch}. Run download_and_extract(root) again.")
         names = [snake_case(n) for n in json.loads(path.read_text())["labels"]]
         index = sorted(set(class_index(names, CLASS_NAMES, f"{cls.NAME} {path}").tolist()))
         return LABEL_SEPARATOR.join(CLASS_NAMES[i] for i in index)

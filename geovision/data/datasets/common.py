@@ -15,6 +15,7 @@ import pandas as pd
 from geovision.data.base import GeoDataset
 from geovision.data.download import Resource, download_and_extract, require_manual_files
 from geovision.data.image_io import ImageReadError
+from geovision.errors import DataError, MissingDataError
 
 RGB_BANDS = ("red", "green", "blue")
 # Published ImageNet statistics of RGB images scaled to [0, 1] (as used by torchvision's
@@ -54,10 +55,10 @@ class ManualDataset(GeoDataset):
                                     cls.MANUAL_INSTRUCTIONS.format(root=Path(root)))
 
     @classmethod
-    def missing_data_error(cls, root: Path, missing: Path) -> FileNotFoundError:
+    def missing_data_error(cls, root: Path, missing: Path) -> MissingDataError:
         """The error a df builder raises when the manual download is not (fully) in place."""
-        return FileNotFoundError(f"{cls.NAME}: {missing} not found. "
-                                 + cls.MANUAL_INSTRUCTIONS.format(root=root))
+        return MissingDataError(f"{cls.NAME}: {missing} not found. "
+                                + cls.MANUAL_INSTRUCTIONS.format(root=root))
 
 
 class RgbImages:
@@ -128,8 +129,9 @@ def map_codes(codes: np.ndarray, mapping: dict[int, int], path: str | os.PathLik
 def read_lines(path: Path, what: str) -> list[str]:
     """Non-empty, stripped lines of a list file, without '#' comments."""
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} not found: run download_and_extract(root) or "
-                                "put the dataset's published files under the root.")
+        raise MissingDataError(f"{what} {path} not found: fetch the dataset first (`geovision "
+                               "datasets prepare NAME`) or put its published files under "
+                               f"{path.parent}.")
     lines = (line.strip() for line in path.read_text().splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
@@ -138,9 +140,9 @@ def require_files(root: Path, paths: Iterable[str], name: str) -> None:
     """Refuse a listed sample whose file is absent, naming it (a partial extraction)."""
     missing = [p for p in paths if not (root / p).is_file()]
     if missing:
-        raise FileNotFoundError(f"{name}: {len(missing)} listed files are missing, e.g. "
-                                f"{root / missing[0]}. The extraction is incomplete: run "
-                                "download_and_extract(root) again.")
+        raise MissingDataError(f"{name}: {len(missing)} listed files are missing, e.g. "
+                               f"{root / missing[0]}. The extraction is incomplete: run "
+                               "download_and_extract(root) again.")
 
 
 def class_index(names: Sequence[str], class_names: Sequence[str], name: str) -> np.ndarray:
@@ -148,8 +150,8 @@ def class_index(names: Sequence[str], class_names: Sequence[str], name: str) -> 
     lookup = {n: i for i, n in enumerate(class_names)}
     unknown = sorted(set(names) - set(lookup))
     if unknown:
-        raise ValueError(f"{name}: class names {unknown[:5]} are not in CLASS_NAMES; the files "
-                         "do not follow the published layout.")
+        raise DataError(f"{name}: class names {unknown[:5]} are not in CLASS_NAMES; the files "
+                        "do not follow the published layout.")
     return np.array([lookup[n] for n in names], dtype=np.int64)
 
 

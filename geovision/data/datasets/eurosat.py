@@ -26,6 +26,7 @@ from geovision.data.datasets.common import (
     snake_case,
 )
 from geovision.data.download import Resource
+from geovision.errors import DataError
 
 CLASS_FOLDERS = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
                  "Pasture", "PermanentCrop", "Residential", "River", "SeaLake")
@@ -90,8 +91,8 @@ class EuroSAT(DownloadedDataset):
         df = pd.DataFrame(rows, columns=["image_path", "folder", "split"]).sort_values(
             "image_path", kind="stable").reset_index(drop=True)
         if df["image_path"].duplicated().any():
-            raise ValueError(f"{cls.NAME}: the split lists name "
-                             f"{df['image_path'][df['image_path'].duplicated()].iloc[0]} twice.")
+            raise DataError(f"{cls.NAME}: the split lists name "
+                            f"{df['image_path'][df['image_path'].duplicated()].iloc[0]} twice.")
         require_files(Path(root), df["image_path"], cls.NAME)
         return classification_frame(df["image_path"], df["folder"].map(snake_case), CLASS_NAMES,
                                     df["split"], cls.NAME)

@@ -25,6 +25,7 @@ from geovision.data.datasets.common import (
     snake_case,
 )
 from geovision.data.splits import carve_val
+from geovision.errors import DataError
 
 # The published category folder names, in sorted order (the label order).
 CATEGORIES = (
@@ -82,7 +83,7 @@ class FMoW(RgbImages, ManualDataset):
                 raise cls.missing_data_error(root, split_dir)
             for category_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
                 if category_dir.name not in CATEGORIES:
-                    raise ValueError(f"{cls.NAME}: {category_dir} is not an fMoW category.")
+                    raise DataError(f"{cls.NAME}: {category_dir} is not an fMoW category.")
                 for image in sorted(category_dir.glob("*/*_rgb.jpg")):
                     rows.append((image.relative_to(root).as_posix(),
                                  snake_case(category_dir.name), split,

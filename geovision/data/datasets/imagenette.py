@@ -22,6 +22,7 @@ from geovision.data.datasets.common import (
 )
 from geovision.data.download import Resource
 from geovision.data.splits import carve_val
+from geovision.errors import DataError, MissingDataError
 
 # ImageNet WordNet ids in sorted order, which is the label order, and geovision's names.
 WNIDS = ("n01440764", "n02102040", "n02979186", "n03000684", "n03028079", "n03394916",
@@ -57,12 +58,12 @@ class Imagenette(RgbImages, DownloadedDataset):
         for folder, split in (("train", "train"), ("val", "test")):
             split_dir = base / folder
             if not split_dir.is_dir():
-                raise FileNotFoundError(f"{cls.NAME}: {split_dir} not found; run "
-                                        f"{cls.__name__}.download_and_extract(root) first.")
+                raise MissingDataError(f"{cls.NAME}: {split_dir} not found; run "
+                                       f"{cls.__name__}.download_and_extract(root) first.")
             for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
                 if class_dir.name not in WNIDS:
-                    raise ValueError(f"{cls.NAME}: {class_dir} is not one of the ten Imagenette "
-                                     f"WordNet ids {WNIDS}.")
+                    raise DataError(f"{cls.NAME}: {class_dir} is not one of the ten Imagenette "
+                                    f"WordNet ids {WNIDS}.")
                 for image in sorted(class_dir.glob("*.JPEG")):
                     paths.append(image.relative_to(root).as_posix())
                     labels.append(CLASS_NAMES[WNIDS.index(class_dir.name)])

@@ -23,6 +23,7 @@ from geovision.data.datasets.common import (
     decode_binary_mask,
 )
 from geovision.data.splits import carve_val
+from geovision.errors import DataError
 
 TRAIN = "AerialImageDataset/train"
 CITIES = ("austin", "chicago", "kitsap", "tyrol-w", "vienna")
@@ -69,8 +70,8 @@ class Inria(ManualDataset):
         for path in sorted(images.glob("*.tif")):
             match = TILE_NAME.match(path.name)
             if match is None or match["city"] not in CITIES:
-                raise ValueError(f"{cls.NAME}: {path} is not named <city><n>.tif for a training "
-                                 f"city {CITIES}.")
+                raise DataError(f"{cls.NAME}: {path} is not named <city><n>.tif for a training "
+                                f"city {CITIES}.")
             mask = Path(root) / TRAIN / "gt" / path.name
             if not mask.is_file():
                 raise cls.missing_data_error(Path(root), mask)

@@ -29,6 +29,7 @@ from geovision.data.datasets.common import (
 )
 from geovision.data.download import Resource
 from geovision.data.splits import carve_val
+from geovision.errors import DataError
 
 # Breeds in class-id order (1..37), spelt in snake_case.
 BREEDS = (
@@ -63,8 +64,8 @@ def official_samples(root: Path, name: str) -> pd.DataFrame:
             sample_id, class_id, *_ = line.split()
             breed = BREEDS[int(class_id) - 1]
             if snake_case(sample_id.rsplit("_", 1)[0]) != breed:
-                raise ValueError(f"{name}: annotations/{list_name}.txt line {line!r} gives class "
-                                 f"{class_id} ({breed}), which is not the breed in its id.")
+                raise DataError(f"{name}: annotations/{list_name}.txt line {line!r} gives class "
+                                f"{class_id} ({breed}), which is not the breed in its id.")
             rows.append((sample_id, breed, split))
     return pd.DataFrame(rows, columns=["id", "breed", "official"]).sort_values(
         "id", kind="stable").reset_index(drop=True)

@@ -25,6 +25,7 @@ from geovision.data.datasets.common import (
 )
 from geovision.data.download import Resource
 from geovision.data.splits import carve_val
+from geovision.errors import DataError
 
 BASE = "VOCdevkit/VOC2012"
 CLASS_NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
@@ -63,8 +64,8 @@ class PascalVOC(RgbImages, DownloadedDataset):
         ids = pd.DataFrame(rows, columns=["id", "official"]).sort_values(
             "id", kind="stable").reset_index(drop=True)
         if ids["id"].duplicated().any():
-            raise ValueError(f"{cls.NAME}: ids {ids['id'][ids['id'].duplicated()].tolist()[:5]} "
-                             "appear in both train.txt and val.txt.")
+            raise DataError(f"{cls.NAME}: ids {ids['id'][ids['id'].duplicated()].tolist()[:5]} "
+                            "appear in both train.txt and val.txt.")
         df = pd.DataFrame({
             "image_path": f"{BASE}/JPEGImages/" + ids["id"] + ".jpg",
             "mask_path": f"{BASE}/SegmentationClass/" + ids["id"] + ".png",

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from geovision.data.base import LABEL_SEPARATOR, GeoDataset
 from geovision.data.splits import stratified_splits
+from geovision.errors import MissingDataError
 from geovision.io.atomic import atomic_dir
 
 GENERATOR_VERSION = 1
@@ -128,8 +129,8 @@ def generate(root: str | os.PathLike, num_scenes: int = 400, size: int = 64,
 def _read_labels(root: Path) -> pd.DataFrame:
     path = root / "labels.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: generate the dataset first with "
-                                "SyntheticClassification.download_and_extract(root).")
+        raise MissingDataError(f"{path} not found: generate the dataset first (`geovision "
+                               "datasets prepare synthetic`, or train without --no-build).")
     return pd.read_csv(path, dtype=str).sort_values("scene_id", kind="stable")
 
 

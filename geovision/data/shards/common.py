@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from geovision.data.base import GeoDataset
+from geovision.errors import DataError
 from geovision.hashing import hash_dataframe
 
 FORMAT_VERSION = 1
@@ -60,8 +61,8 @@ def shard_attributes(dataset: GeoDataset, layout: RecordLayout) -> dict[str, Any
 def record_layout(dataset: GeoDataset) -> RecordLayout:
     """The layout of `dataset`'s samples, read from its first one."""
     if len(dataset) == 0:
-        raise ValueError(f"{dataset.NAME} split {dataset.split!r} has no samples: there is "
-                         "nothing to write. Choose splits that hold samples.")
+        raise DataError(f"{dataset.NAME} split {dataset.split!r} has no samples: there is "
+                        "nothing to write. Choose splits that hold samples.")
     image, target, _ = dataset.read_raw(0)
     mask = target if isinstance(target, np.ndarray) else None  # a mask or a multi-hot vector
     return RecordLayout(image.shape, image.dtype, None if mask is None else mask.shape,
@@ -76,14 +77,14 @@ def iter_records(dataset: GeoDataset, layout: RecordLayout, progress: bool, desc
         image, target, df_idx = dataset.read_raw(index)
         path = dataset.split_df["image_path"].iloc[index]
         if image.shape != layout.image_shape or image.dtype != layout.image_dtype:
-            raise ValueError(
+            raise DataError(
                 f"Image {path} is {image.dtype} {image.shape} but the split's first image is "
                 f"{layout.image_dtype} {layout.image_shape}; shards store one image size and "
                 "dtype per split: tile or resize the dataset to one size first.")
         if layout.mask_shape is not None and (target.shape != layout.mask_shape
                                               or target.dtype != layout.mask_dtype):
-            raise ValueError(f"The mask of {path} is {target.dtype} {target.shape}, not "
-                             f"{layout.mask_dtype} {layout.mask_shape} like the split's first.")
+            raise DataError(f"The mask of {path} is {target.dtype} {target.shape}, not "
+                            f"{layout.mask_dtype} {layout.mask_shape} like the split's first.")
         yield image, target, df_idx
 
 

@@ -35,6 +35,7 @@ from geovision.data.shards.common import (
     shard_attributes,
     transform_batch,
 )
+from geovision.errors import ConfigError, MissingDataError
 from geovision.hashing import sha256_file
 from geovision.io.atomic import atomic_file
 
@@ -45,7 +46,7 @@ def write_hdf(dataset: GeoDataset, path: str | os.PathLike, *, compression: str 
               progress: bool = True) -> ShardWriteResult:
     """Write every sample of `dataset` (one split) to the HDF5 file `path`, atomically."""
     if compression not in COMPRESSIONS:
-        raise ValueError(f"compression={compression!r}; use one of {COMPRESSIONS}.")
+        raise ConfigError(f"compression={compression!r}; use one of {COMPRESSIONS}.")
     path = Path(path)
     layout = record_layout(dataset)
     n = len(dataset)
@@ -100,8 +101,9 @@ class HdfDataset(Dataset):
     def __init__(self, path: str | os.PathLike, sample_transform: Callable | None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"HDF5 shard {self.path} not found: write it first with "
-                                    "write_hdf or write_hdf_splits.")
+            raise MissingDataError(f"HDF5 shard {self.path} not found: write it first "
+                                   "(`geovision train` writes missing shards, as do the "
+                                   "hdf_shards asset and write_hdf_splits).")
         with h5py.File(self.path, "r") as f:
             self.attrs: dict[str, Any] = {k: json.loads(v) for k, v in f.attrs.items()}
             self._length = len(f["df_idx"])

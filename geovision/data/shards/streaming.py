@@ -30,6 +30,7 @@ from geovision.data.shards.common import (
     shard_attributes,
     transform_batch,
 )
+from geovision.errors import ConfigError, MissingDataError
 from geovision.hashing import hash_directory
 from geovision.io.atomic import atomic_dir
 from geovision.layout import Layout
@@ -58,8 +59,8 @@ def write_streaming(dataset: GeoDataset, out_dir: str | os.PathLike, *,
     from streaming.base.compression import get_compressions
 
     if compression is not None and compression not in get_compressions():
-        raise ValueError(f"Unknown streaming compression {compression!r}; use None or one of "
-                         f"{sorted(get_compressions())}.")
+        raise ConfigError(f"Unknown streaming compression {compression!r}; use None or one of "
+                          f"{sorted(get_compressions())}.")
     out_dir = Path(out_dir)
     layout = record_layout(dataset)
     columns = {"image": _ndarray_column(layout.image_dtype, layout.image_shape),
@@ -165,9 +166,9 @@ class StreamingGeoDataset(Dataset):
 
         location = str(local_or_remote)
         if not is_remote(location) and not (Path(location) / INDEX_FILE).is_file():
-            raise FileNotFoundError(f"No MDS index at {Path(location) / INDEX_FILE}: write the "
-                                    "shards first with write_streaming or "
-                                    "write_streaming_splits.")
+            raise MissingDataError(f"No MDS index at {Path(location) / INDEX_FILE}: write the "
+                                   "shards first (`geovision train` writes missing shards, as "
+                                   "do the streaming_shards asset and write_streaming_splits).")
         if cache_dir is None and not is_remote(location):
             local, remote = location, None
         else:

@@ -17,10 +17,16 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target: Target, layer: str 
     (N, 1, H, W). No per-image rescaling: maps keep their scale, so images compare."""
     module = resolve_layer(model, layer or last_conv_layer(model))
     captured: list[torch.Tensor] = []
-    handle = module.register_forward_hook(lambda _m, _i, output: captured.append(output))
+
+    def capture(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
+        # the layer's output as a leaf: the backward pass stops there, not at the input
+        leaf = output.detach().requires_grad_(True)
+        captured.append(leaf)
+        return leaf
+
+    handle = module.register_forward_hook(capture)
     try:
-        inputs = images.detach().clone().requires_grad_(True)
-        scores = target(model(inputs))
+        scores = target(model(images.detach()))
     finally:
         handle.remove()
     activations = captured[0]

@@ -1,4 +1,4 @@
-"""GAN and VAE workflows: generative pretraining on a dataset's images (labels unused)."""
+"""The GAN workflow: generative pretraining on a dataset's images (labels unused)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from geovision.experiment.modules import EvalStep, ExperimentModule, configure_optimizer
+from geovision.experiment.workflows import UNLABELLED_TASKS, Workflow, register_workflow
+from geovision.experiment.workflows.base import EvalStep, ExperimentModule, configure_optimizer
 
 
 def moment_gap(generated: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -79,22 +80,16 @@ class GANModule(ExperimentModule):
                 configure_optimizer(self.config, self.model.discriminator.parameters()))
 
 
-class VAEModule(ExperimentModule):
-    """A variational autoencoder; `loss` is the negative ELBO per pixel, with its
-    reconstruction and KL parts logged beside it."""
+def _check_gan(config: Any) -> str | None:
+    trainer = config.trainer
+    if trainer.gradient_clip_val is not None or trainer.accumulate_grad_batches > 1:
+        return ("trainer: the gan workflow steps its two optimizers itself; leave "
+                "gradient_clip_val unset and accumulate_grad_batches at 1")
+    if config.swa.enabled:
+        return "swa: averaging needs a single optimizer; the gan workflow has two"
+    return None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.model(x)
 
-    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
-        image = self.augment(batch[0])[0]
-        loss, reconstruction, kl = self.model.loss(image)
-        size = image.shape[0]
-        self.log_loss("train", loss, size)
-        self.log_loss("train", reconstruction.detach(), size, "reconstruction", prog_bar=False)
-        self.log_loss("train", kl.detach(), size, "kl", prog_bar=False)
-        return loss
-
-    def evaluation_step(self, batch: tuple) -> EvalStep:
-        loss, _, _ = self.model.loss(batch[0])
-        return EvalStep(loss, batch[0].shape[0])
+register_workflow(Workflow(
+    name="gan", module=GANModule, tasks=UNLABELLED_TASKS, uses_labels=False, check=_check_gan,
+    description="generative pretraining: a generator against a discriminator"))

@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 
-from geovision.experiment.augment import ViewSampler
-from geovision.experiment.modules import EvalStep, ExperimentModule
+from geovision.experiment.workflows import UNLABELLED_TASKS, Workflow, register_workflow
+from geovision.experiment.workflows.augment import ViewSampler
+from geovision.experiment.workflows.base import EvalStep, ExperimentModule
 from geovision.models.moco import info_nce
 
 
@@ -55,3 +56,8 @@ class MoCoModule(ExperimentModule):
 
     def random_sources(self) -> dict[str, Any]:
         return super().random_sources() | {"views": self.views}
+
+
+register_workflow(Workflow(
+    name="moco", module=MoCoModule, tasks=UNLABELLED_TASKS, uses_labels=False,
+    description="contrastive pretraining (momentum contrast)"))

@@ -15,14 +15,15 @@ import torchmetrics
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from geovision.experiment.data import make_loader, split_datasets
-from geovision.experiment.fit import read_fit_result
+from geovision.errors import ConfigError
 from geovision.experiment.metrics import confusion_matrix, confusion_table, make_metrics
-from geovision.experiment.modules import ExperimentModule
 from geovision.experiment.plots import CONFUSION_SUFFIX, plot_confusion_matrix
-from geovision.experiment.run import load_run
-from geovision.experiment.rundir import write_yaml
+from geovision.experiment.runfolders.folder import write_yaml
+from geovision.experiment.runfolders.inputs import load_run
+from geovision.experiment.runtime.data import make_loader, split_datasets
+from geovision.experiment.runtime.fit import read_fit_result
 from geovision.experiment.workflows import load_module
+from geovision.experiment.workflows.base import ExperimentModule
 from geovision.io.atomic import atomic_file
 from geovision.io.memory import keep_freed_memory
 
@@ -50,7 +51,7 @@ def evaluate(module: ExperimentModule, loader: DataLoader, class_names: list[str
     module = module.to(device).eval()
     module.start_evaluation()
     loss = torchmetrics.MeanMetric().to(device)
-    supervised = module.config.workflow == "supervised"
+    supervised = module.config.workflow_spec.uses_labels
     metrics = confusion = None
     if supervised:
         metrics = make_metrics(module.config.metrics, len(class_names), module.config.task)
@@ -80,7 +81,7 @@ def evaluate_run(run_dir: Path, *, checkpoint: Path | None = None, split: str = 
     run recorded; write evaluation/<split>_metrics.yaml, the confusion matrix as CSV and a
     plot in plots/."""
     if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}; evaluate one of {', '.join(SPLITS)}.")
+        raise ConfigError(f"Unknown split {split!r}; evaluate one of {', '.join(SPLITS)}.")
     keep_freed_memory()  # batch tensors reuse freed memory instead of page-faulting anew
     run_dir = Path(run_dir)
     inputs = load_run(run_dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from geovision.experiment.plots import plot_curves, plot_learning_rate
-from geovision.experiment.rundir import METRICS_FILE, run_state
+from geovision.experiment.runfolders.folder import METRICS_FILE, run_state
 
 
 @dataclass

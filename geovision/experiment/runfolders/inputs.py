@@ -18,7 +18,7 @@ import pandas as pd
 from geovision.data.base import GeoDataset
 from geovision.data.registry import get_dataset
 from geovision.experiment.config import ExperimentConfig
-from geovision.experiment.rundir import (
+from geovision.experiment.runfolders.folder import (
     HPARAMS_FILE,
     INDEX_FILE,
     new_run_dir,

@@ -11,7 +11,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from geovision.experiment.rundir import append_epoch_row, drop_epochs_from
+from geovision.experiment.runfolders.folder import append_epoch_row, drop_epochs_from
 
 
 class EpochMetricsWriter(L.Callback):

@@ -1,4 +1,5 @@
-"""LightningModules: what every workflow shares, and the supervised one.
+"""What every workflow's LightningModule shares: the config, the model, augmentation, the
+optimizer and its schedule, and the saved random state.
 
 Every module takes the same arguments (the config as a dict, and the data's band count, class
 count and image size), so any run can be rebuilt from its checkpoint, and offers
@@ -14,13 +15,10 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from geovision.data.mixing import BatchMixer
-from geovision.experiment.augment import BatchAugment
 from geovision.experiment.config import ExperimentConfig
-from geovision.experiment.metrics import IGNORE, make_metrics, mask_to_index
+from geovision.experiment.workflows.augment import BatchAugment
 from geovision.models.registry import build_model
 
 RANDOM_STATE_KEY = "geovision_random_state"
@@ -90,92 +88,6 @@ class ExperimentModule(L.LightningModule, ABC):
         for name, state in checkpoint.get(RANDOM_STATE_KEY, {}).items():
             if name in sources:
                 sources[name].load_state_dict(state)
-
-
-class SupervisedModule(ExperimentModule):
-    """Classification, multilabel or segmentation with any registered model for the config's
-    task, with optional MixUp / CutMix on training batches (soft labels for classification)."""
-
-    def __init__(self, config: dict[str, Any], in_channels: int, num_classes: int,
-                 image_size: int | None = None) -> None:
-        super().__init__(config, in_channels, num_classes, image_size)
-        self.task = self.config.task
-        metrics = make_metrics(self.config.metrics, num_classes, self.task)
-        self.train_metrics = metrics.clone(prefix="train_")
-        self.val_metrics = metrics.clone(prefix="val_")
-        mixing = self.config.data.mixing
-        self.mixer = BatchMixer(self.task, num_classes, mixup_alpha=mixing.mixup_alpha,
-                                cutmix_alpha=mixing.cutmix_alpha, prob=mixing.prob,
-                                switch_prob=mixing.switch_prob,
-                                seed=self.config.random_seed) if mixing.enabled else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-    def _targets(self, target: torch.Tensor) -> torch.Tensor:
-        """Stored targets as the loss takes them: class indices (IGNORE for pixels of no
-        class), or for multilabel the multi-hot float vectors."""
-        return mask_to_index(target) if self.task == "segmentation" else target
-
-    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy over classes (on indices, or on soft labels from mixing); for
-        multilabel, binary cross-entropy per label (on 0/1, or mixed label weights)."""
-        if self.task == "multilabel":
-            return F.binary_cross_entropy_with_logits(logits, target)
-        if target.is_floating_point():
-            return F.cross_entropy(logits, target)
-        return F.cross_entropy(logits, target, ignore_index=IGNORE)
-
-    def _metric_targets(self, target: torch.Tensor) -> torch.Tensor:
-        """What the metrics count as the truth: class indices, or 0/1 per label. Mixed
-        targets count their larger share (classification) or labels weighing at least a
-        half (multilabel)."""
-        if self.task == "multilabel":
-            return (target >= 0.5).int()
-        return target.argmax(dim=1) if target.is_floating_point() else target
-
-    def evaluation_step(self, batch: tuple) -> EvalStep:
-        image, target, _ = batch
-        target = self._targets(target)
-        logits = self(image)
-        return EvalStep(self._loss(logits, target), image.shape[0], logits,
-                        self._metric_targets(target))
-
-    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
-        image, target, _ = batch
-        segmentation = self.task == "segmentation"
-        image, mask = self.augment(image, target if segmentation else None)
-        target = mask if segmentation else target
-        if self.mixer is not None:
-            image, target = self.mixer(image, target)
-        if segmentation:
-            target = self._targets(target)
-        logits = self(image)
-        loss = self._loss(logits, target)
-        self.train_metrics.update(logits.detach(), self._metric_targets(target))
-        self.log_loss("train", loss, image.shape[0])
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True,
-                      batch_size=image.shape[0])
-        return loss
-
-    def validation_step(self, batch: tuple, batch_idx: int) -> EvalStep:
-        step = super().validation_step(batch, batch_idx)
-        self.val_metrics.update(step.logits, step.target)
-        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, batch_size=step.batch_size)
-        return step
-
-    def predict_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
-        """Class indices, or for multilabel 0/1 per label (sigmoid at least a half)."""
-        logits = self(batch[0])
-        if self.task == "multilabel":
-            return (logits >= 0).int()
-        return logits.argmax(dim=1)
-
-    def random_sources(self) -> dict[str, Any]:
-        sources = super().random_sources()
-        if self.mixer is not None:
-            sources["mixer"] = self.mixer
-        return sources
 
 
 def make_optimizer(config: ExperimentConfig, params: Any) -> torch.optim.Optimizer:

@@ -1,7 +1,7 @@
 """Multi-device training: torchrun starts one process per device, each fits the same run.
 
     python -m torch.distributed.run --standalone --nproc_per_node=N \\
-        -m geovision.experiment.distributed --run-dir RUN [--resume] [--no-progress]
+        -m geovision.experiment.runtime.distributed --run-dir RUN [--resume] [--no-progress]
 
 Each process reads the prepared run directory and joins the DDP process group (gloo on CPU,
 NCCL on GPUs); rank 0 alone writes metrics, checkpoints and fit.yaml. The caller launches the
@@ -22,8 +22,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from geovision.experiment.fit import FitResult, fit_run, process_group, read_fit_result
-from geovision.experiment.rundir import attach_log_file, detach_log_file
+from geovision.experiment.runfolders.folder import attach_log_file, detach_log_file
+from geovision.experiment.runtime.fit import FitResult, fit_run, process_group, read_fit_result
 
 PIPES_CONTEXT_ENV = "DAGSTER_PIPES_CONTEXT"
 Launcher = Callable[[list[str]], None]
@@ -33,7 +33,7 @@ def torchrun_command(run_dir: Path, nproc: int, *, resume: bool = False,
                      progress: bool = True, log_path: Path | None = None) -> list[str]:
     """The torchrun command line that fits `run_dir` on `nproc` processes of this machine."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", "-m", "geovision.experiment.distributed",
+               f"--nproc_per_node={nproc}", "-m", "geovision.experiment.runtime.distributed",
                "--run-dir", str(run_dir)]
     if log_path is not None:
         command += ["--log-file", str(log_path)]

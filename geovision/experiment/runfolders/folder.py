@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from geovision.errors import MissingDataError
 from geovision.io.atomic import atomic_file
 from geovision.layout import Layout
 
@@ -72,7 +73,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def read_hparams(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / HPARAMS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory?")
+        raise MissingDataError(f"{path} not found: is {run_dir} a run directory?")
     return read_yaml(path)
 
 
@@ -164,9 +165,9 @@ def resolve_run(spec: str | os.PathLike, home: Path | None = None) -> Path:
         runs = sorted(p.parent for p in path.glob(f"*/{HPARAMS_FILE}")) if path.is_dir() else []
         if runs:
             return runs[-1].resolve()
-    raise FileNotFoundError(f"No run directory {spec!r}: give a run folder or "
-                            f"project/name[/timestamp] under {runs_root(home)} "
-                            "(`geovision runs list` shows them).")
+    raise MissingDataError(f"No run directory {spec!r}: give a run folder or "
+                           f"project/name[/timestamp] under {runs_root(home)} "
+                           "(`geovision runs list` shows them).")
 
 
 # ----- metrics ----------------------------------------------------------------------------
@@ -209,5 +210,5 @@ def drop_epochs_from(path: Path, epoch: int) -> None:
 def read_metrics(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory?")
+        raise MissingDataError(f"{path} not found: is {run_dir} a run directory?")
     return pd.read_csv(path)

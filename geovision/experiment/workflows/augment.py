@@ -12,6 +12,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from geovision.errors import ConfigError
+
 
 class BatchAugment:
     """Random horizontal / vertical flips and quarter turns, per sample, applied alike to an
@@ -31,8 +33,8 @@ class BatchAugment:
                 masks = None if masks is None else _where(chosen, masks.flip(dim), masks)
         if "rot90" in self.transforms:
             if images.shape[-1] != images.shape[-2]:
-                raise ValueError(f"rot90 needs square images, got {tuple(images.shape[-2:])}; "
-                                 "drop it from data.transforms or tile the images square.")
+                raise ConfigError(f"rot90 needs square images, got {tuple(images.shape[-2:])}; "
+                                  "drop it from data.transforms or tile the images square.")
             turns = torch.randint(0, 4, (n,), generator=self.generator).to(images.device)
             images = _rotate(images, turns)
             masks = None if masks is None else _rotate(masks, turns)

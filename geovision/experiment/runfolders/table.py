@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from geovision.experiment.rundir import (
+from geovision.errors import ConfigError
+from geovision.experiment.runfolders.folder import (
     METRICS_FILE,
     read_hparams,
     read_yaml,
@@ -86,6 +87,6 @@ def compare_runs(metric: str, run_dirs: list[Path]) -> Comparison:
         rows.append({"run": label, "last": float(series.iloc[-1]),
                      "best": float(series[best_epoch]), "best_epoch": int(best_epoch)})
     if not rows:
-        raise ValueError(f"No run has {metric!r}; available: "
-                         f"{', '.join(sorted(available)) or 'none (no metrics written yet)'}.")
+        raise ConfigError(f"No run has {metric!r}; available: "
+                          f"{', '.join(sorted(available)) or 'none (no metrics written yet)'}.")
     return Comparison(metric=metric, table=pd.DataFrame(rows), curves=curves)

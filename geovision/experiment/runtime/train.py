@@ -15,13 +15,8 @@ import pandas as pd
 
 from geovision.data.registry import get_dataset
 from geovision.experiment.config import ConfigError, ExperimentConfig
-from geovision.experiment.data import split_frame
-from geovision.experiment.distributed import Launcher, launch
-from geovision.experiment.evaluate import Evaluation, evaluate_run
-from geovision.experiment.fit import FitResult, fit_run
 from geovision.experiment.plots import plot_run
-from geovision.experiment.run import load_run, prepare_run
-from geovision.experiment.rundir import (
+from geovision.experiment.runfolders.folder import (
     METRICS_FILE,
     attach_log_file,
     detach_log_file,
@@ -32,6 +27,11 @@ from geovision.experiment.rundir import (
     timestamp,
     write_status,
 )
+from geovision.experiment.runfolders.inputs import load_run, prepare_run
+from geovision.experiment.runtime.data import split_frame
+from geovision.experiment.runtime.distributed import Launcher, launch
+from geovision.experiment.runtime.evaluate import Evaluation, evaluate_run
+from geovision.experiment.runtime.fit import FitResult, fit_run
 from geovision.experiment.workflows import load_module
 from geovision.layout import Layout
 
@@ -122,7 +122,7 @@ def _finish(run_dir: Path, fit: FitResult, progress: bool) -> TrainResult:
     inputs = load_run(run_dir)
     metrics = read_metrics(run_dir)
     supervised_classification = (inputs.config.task == "classification"
-                                 and inputs.config.workflow == "supervised")
+                                 and inputs.config.workflow_spec.uses_labels)
     return TrainResult(
         run_dir=run_dir, checkpoint=fit.final_checkpoint, best_checkpoint=fit.best_checkpoint,
         last_checkpoint=fit.last_checkpoint, metrics_csv=run_dir / METRICS_FILE,

@@ -12,11 +12,9 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging, TQDMProgressBar
 
-from geovision.experiment.callbacks import EpochMetricsWriter, RandomStateCheckpoint
+from geovision.errors import MissingDataError
 from geovision.experiment.config import ExperimentConfig
-from geovision.experiment.data import make_loader, split_datasets
-from geovision.experiment.run import load_run
-from geovision.experiment.rundir import (
+from geovision.experiment.runfolders.folder import (
     CHECKPOINTS,
     FIT_FILE,
     LAST_CHECKPOINT,
@@ -24,6 +22,9 @@ from geovision.experiment.rundir import (
     read_yaml,
     write_yaml,
 )
+from geovision.experiment.runfolders.inputs import load_run
+from geovision.experiment.runtime.callbacks import EpochMetricsWriter, RandomStateCheckpoint
+from geovision.experiment.runtime.data import make_loader, split_datasets
 from geovision.experiment.workflows import build_module
 from geovision.io.memory import keep_freed_memory
 
@@ -49,7 +50,7 @@ def fit_run(run_dir: Path, *, resume: bool = False, progress: bool = True,
             on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
     """Train the run in `run_dir`, from its last checkpoint when `resume` (from scratch when
     it has none yet). With trainer.devices > 1 this must run under torchrun, one process per
-    device (`geovision.experiment.distributed` launches it)."""
+    device (`geovision.experiment.runtime.distributed` launches it)."""
     keep_freed_memory()  # batch tensors reuse freed memory instead of page-faulting anew
     inputs = load_run(run_dir)
     config = inputs.config
@@ -57,7 +58,7 @@ def fit_run(run_dir: Path, *, resume: bool = False, progress: bool = True,
     if config.trainer.devices != world_size:
         raise RuntimeError(f"trainer.devices={config.trainer.devices} but this is one of "
                            f"{world_size} processes: multi-device runs start through "
-                           "geovision.experiment.train.train, which launches torchrun.")
+                           "geovision.experiment.runtime.train.train, which launches torchrun.")
     L.seed_everything(config.random_seed, workers=True, verbose=False)
     datasets = split_datasets(config, inputs.dataset_cls, inputs.root, inputs.df,
                               inputs.image_transform(), inputs.shards_dir,
@@ -139,8 +140,8 @@ def make_trainer(config: ExperimentConfig, run_dir: Path, *, world_size: int = 1
 def read_fit_result(run_dir: Path) -> FitResult:
     path = Path(run_dir) / FIT_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the run in {run_dir} has not finished "
-                                "fitting; resume it with `geovision train CONFIG --resume`.")
+        raise MissingDataError(f"{path} not found: the run in {run_dir} has not finished "
+                               "fitting; resume it with `geovision train CONFIG --resume`.")
     data = read_yaml(path)
     return FitResult(best_checkpoint=Path(data["best_checkpoint"]),
                      last_checkpoint=Path(data["last_checkpoint"]),

@@ -1,0 +1,108 @@
+"""Scene inference: chips/s of predict_scene against the same model on the same chips
+already in memory (goal >= 0.8), and peak RSS of a 5000 vs a 20000 px scene (goal: the
+larger within 1.5x the smaller, i.e. 5000's peak / 20000's peak >= 1/1.5).
+
+Each peak is measured in a fresh process (ru_maxrss), on a generated one-band uint8 scene.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.common import bench_line
+
+CHIP = 512
+BATCH = 16
+
+
+class PixelMLP(nn.Module):
+    """A small per-pixel network (1x1 layers as matrix products)."""
+
+    def __init__(self, in_channels: int = 4, hidden: int = 8, num_classes: int = 5) -> None:
+        super().__init__()
+        self.w1 = nn.Parameter(torch.randn(hidden, in_channels))
+        self.w2 = nn.Parameter(torch.randn(num_classes, hidden))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu(torch.einsum("oi,nihw->nohw", self.w1, x))
+        return torch.einsum("oi,nihw->nohw", self.w2, hidden)
+
+
+def spec(bands: tuple[str, ...]):
+    from geovision.inference import SceneModel
+
+    return SceneModel(PixelMLP(len(bands)), bands=bands, means=(0.5,) * len(bands),
+                      std_devs=(0.2,) * len(bands), task="segmentation",
+                      class_names=tuple(f"c{i}" for i in range(5)))
+
+
+def throughput(folder: Path) -> None:
+    from geovision.inference import predict_scene
+    from geovision.inference.generated import write_generated_scene
+
+    bands = ("red", "green", "blue", "nir")
+    scene = write_generated_scene(folder / "scene.tif", 4096, bands=bands)
+    model = spec(bands)
+    started = time.perf_counter()
+    result = predict_scene(model, scene, folder / "out", chip_size=CHIP, overlap=0,
+                           batch_size=BATCH, progress=False)
+    ours = result.num_chips / (time.perf_counter() - started)
+    chips = torch.rand(BATCH, len(bands), CHIP, CHIP)
+    batches = -(-result.num_chips // BATCH)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(batches):
+            torch.softmax(model.model(chips), dim=1)
+    in_memory = batches * BATCH / (time.perf_counter() - started)
+    print(f"predict_scene {ours:.1f} chips/s (seconds {result.seconds}); model on chips in "
+          f"memory {in_memory:.1f} chips/s")
+    bench_line("inference_chips_per_s", ours, "chips/s", "model_on_chips_in_memory",
+               in_memory, 0.8)
+
+
+PEAK = """
+import json, resource, sys
+from bench.inference import spec
+from geovision.inference import predict_scene
+result = predict_scene(spec(("nir",)), sys.argv[1], sys.argv[2], chip_size=1024, overlap=0,
+                       batch_size=16, compress="lzw", write_probabilities=False,
+                       progress=False)
+print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def peaks(folder: Path) -> None:
+    from geovision.inference.generated import write_generated_scene
+
+    measured = {}
+    for size in (5000, 20000):
+        scene = write_generated_scene(folder / f"s{size}.tif", size, bands=("nir",),
+                                      dtype="uint8", compress="lzw", tile=1024, noise=0)
+        run = subprocess.run([sys.executable, "-c", PEAK, str(scene), str(folder / f"o{size}")],
+                             capture_output=True, text=True, check=True)
+        measured[size] = json.loads(run.stdout.strip().splitlines()[-1])["peak"]
+        scene.unlink()
+        print(f"{size} px scene: peak RSS {measured[size] / 2**20:.0f} MiB")
+    bench_line("inference_peak_rss_20000_vs_5000", measured[5000] / measured[20000],
+               "ratio", "5000px_peak_over_20000px_peak", 1.0, 1 / 1.5)
+
+
+def main() -> None:
+    np.random.seed(0)
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        throughput(Path(tmp))
+        peaks(Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
