@@ -10,19 +10,16 @@ run does no work.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import hashlib
 import itertools
 import json
 import os
-import queue
 import random
 import re
 import shutil
 import tarfile
 import tempfile
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -254,52 +251,32 @@ def fetch(resource: Resource, directory: str | os.PathLike, *, retries: int = DE
 
 
 class _PartDigest:
-    """The checksum of a `.part` file, computed as its bytes arrive (in a thread: hashlib
-    works without the GIL, so hashing overlaps the next read from the socket) instead of
-    by reading the finished file again. It follows the file: when the file is not the
-    bytes it has seen (restarted, deleted), it starts over from the file's content."""
+    """The checksum of a `.part` file, computed as its bytes arrive instead of by reading the
+    finished file again. It follows the file: when the file is not the bytes it has seen
+    (restarted, deleted), it starts over from the file's content. (Hashing in a second
+    thread measured slower on a busy 2-core machine: 0.82 s against 0.65 s for 65 MB.)"""
 
     def __init__(self, algorithm: str) -> None:
         self.algorithm = algorithm
         self._hash = hashlib.new(algorithm)
         self.size = 0
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
 
     def sync(self, part: Path, offset: int) -> None:
         """Before appending at `offset`: make the digest cover exactly part[:offset]."""
-        self.join()
         if offset == self.size:
             return
         self._hash, self.size = hashlib.new(self.algorithm), 0
         if offset:
             with open(part, "rb") as f:
                 while chunk := f.read(CHUNK_SIZE):
-                    self._hash.update(chunk)
-                    self.size += len(chunk)
-
-    def start(self) -> None:
-        self._queue = queue.Queue(maxsize=16)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._hash.update(chunk)
+                    self.update(chunk)
 
     def update(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
         self.size += len(chunk)
-        self._queue.put(chunk)
-
-    def join(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = self._queue = None
 
     def of(self, part: Path) -> str | None:
         """The hex digest if it covers the whole of `part`, else None (read it again)."""
-        self.join()
         return self._hash.hexdigest() if part.is_file() and part.stat().st_size == self.size \
             else None
 
@@ -357,8 +334,7 @@ def _stream(resource: Resource, part: Path, session: requests.Session, timeout_s
         received = 0
         if digest is not None:
             digest.sync(part, offset)
-            digest.start()
-        with _joined(digest), open(part, "ab" if offset else "wb") as out, tqdm(
+        with open(part, "ab" if offset else "wb") as out, tqdm(
                 total=total or resource.size, initial=offset, unit="B", unit_scale=True,
                 unit_divisor=1024, desc=resource.filename, leave=True,
                 disable=not progress) as bar:
@@ -385,15 +361,6 @@ def file_digest(path: str | os.PathLike, algorithm: str) -> str:
     """Hex digest of a file's bytes ("sha256" or "md5")."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, algorithm).hexdigest()
-
-
-@contextlib.contextmanager
-def _joined(digest: _PartDigest | None):
-    try:
-        yield
-    finally:
-        if digest is not None:
-            digest.join()
 
 
 def verification_problem(path: Path, resource: Resource,
