@@ -35,9 +35,10 @@ def recipe_sensor(context: SensorEvaluationContext, recipes: RecipeLibrary):
         asset_selection=["scene_predictions"])
 def scene_predictions_sensor(context: SensorEvaluationContext, recipes: RecipeLibrary,
                              home: GeovisionHome):
-    """Request scene_predictions for every (scene, recipe) pair whose scene partition exists,
-    whose recipe is marked for inference and has a trained model, and that was never
-    requested before (the cursor keeps the requested pairs)."""
+    """Request scene_predictions for every (scene, recipe) pair whose scene has been fetched
+    (its analysis-ready scene.tif exists; generated scenes are made on demand), whose recipe
+    is marked for inference and has a trained model, and that was never requested before
+    (the cursor keeps the requested pairs)."""
     import json
 
     from dagster import MultiPartitionKey, RunRequest
@@ -60,7 +61,10 @@ def scene_predictions_sensor(context: SensorEvaluationContext, recipes: RecipeLi
             continue
         for scene in scenes:
             key = str(MultiPartitionKey({"recipe": recipe, "scene": scene}))
-            if key not in done:
+            provider, _, scene_key = scene.partition(":")
+            fetched = provider == "generated" or (
+                scene_key and (layout.scene(provider, scene_key) / "scene.tif").is_file())
+            if key not in done and fetched:
                 done.add(key)
                 requests.append(RunRequest(partition_key=key, run_key=key))
     if not requests:

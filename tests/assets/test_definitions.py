@@ -102,10 +102,16 @@ def test_scene_predictions_sensor_requests_new_pairs_of_marked_trained_recipes(t
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text("{}")
     result = scene_predictions_sensor(context)
-    assert isinstance(result, SensorResult)
-    assert sorted(r.partition_key for r in result.run_requests) == [
-        "marked|generated:a", "marked|inbox:b"]
+    assert isinstance(result, SensorResult)  # inbox:b is not fetched yet
+    assert [r.partition_key for r in result.run_requests] == ["marked|generated:a"]
     context.update_cursor(result.cursor)
+    for key in ("b", "c"):
+        scene = Layout(home).scene("inbox", key) / "scene.tif"
+        scene.parent.mkdir(parents=True)
+        scene.write_bytes(b"")
     instance.add_dynamic_partitions("satellite_scene", ["inbox:c"])
     again = scene_predictions_sensor(context)
-    assert [r.partition_key for r in again.run_requests] == ["marked|inbox:c"]
+    assert sorted(r.partition_key for r in again.run_requests) == ["marked|inbox:b",
+                                                                   "marked|inbox:c"]
+    context.update_cursor(again.cursor)
+    assert isinstance(scene_predictions_sensor(context), SkipReason)
