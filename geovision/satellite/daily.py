@@ -202,7 +202,8 @@ def _build(scene: SceneRef, config: ProviderConfig, dest: Path, layout: Layout,
         "quantity": product.quantity,
         "bands": [{"name": b.name, "wavelength_nm": b.wavelength_nm, "fwhm_nm": b.fwhm_nm}
                   for b in product.bands],
-        "files": fetching.file_entries(dest, hrefs),
+        "files": fetching.file_entries(dest, hrefs, {f"{SOURCE_DIR}/{a.filename}": a.sha256
+                                                     for a in scene.assets if a.sha256}),
         "provider_metadata": {**scene.extra, **product.metadata},
         "created": fetching.now_iso(),
     }

@@ -131,14 +131,18 @@ def redact(href: str) -> str:
 # ----- manifest --------------------------------------------------------------------------
 
 
-def file_entries(root: Path, hrefs: dict[str, str]) -> list[dict]:
-    """{path, bytes, sha256[, href]} of every file under `root` but the manifest, sorted."""
+def file_entries(root: Path, hrefs: dict[str, str],
+                 known: dict[str, str] | None = None) -> list[dict]:
+    """{path, bytes, sha256[, href]} of every file under `root` but the manifest, sorted.
+    `known` holds sha256s already verified (a catalogue's checksums, checked on download),
+    which are not computed again."""
     entries = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if rel == MANIFEST_FILE or path.name.endswith((".part", ".partial")):
             continue
-        entry = {"path": rel, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
+        digest = (known or {}).get(rel) or sha256_of(path)
+        entry = {"path": rel, "bytes": path.stat().st_size, "sha256": digest}
         if rel in hrefs:
             entry["href"] = redact(hrefs[rel])
         entries.append(entry)

@@ -242,6 +242,19 @@ def enmap_item(files_root: Path, datatake: int, tile: int, acquired: datetime, *
     return CatalogueItem(ENMAP_COLLECTION, product_id, acquired, bbox, props, assets)
 
 
+def worldview_item(files_root: Path, order: str, catid: str, acquired: datetime, *,
+                   bbox: tuple[float, float, float, float] = (10.4, 47.9, 10.5, 48.0),
+                   cloud: float = 2.0, seed: int = 0) -> CatalogueItem:
+    """A WorldView-3 ISD zip under `files_root` and its item in the Maxar-style collection,
+    keyed by its catalogue id."""
+    rel = Path(f"maxar/orders/{order}")
+    archive = make_worldview(files_root / rel, order, catid, acquired, seed=seed,
+                             cloud_cover=cloud / 100)
+    props = {"platform": "worldview-03", "eo:cloud_cover": cloud, "catalog_id": catid}
+    assets = {"data": (rel / archive.name, ["data"], "application/zip")}
+    return CatalogueItem(WORLDVIEW_COLLECTION, catid, acquired, bbox, props, assets)
+
+
 def write_catalogue(root: Path, items: Sequence[CatalogueItem], files_url: str,
                     files_root: Path) -> Path:
     """A self-contained static catalogue under `root` (catalog.json, one folder per

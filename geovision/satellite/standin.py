@@ -1,8 +1,9 @@
 """Loopback stand-ins for the providers' hosts: a download server and a STAC API.
 
 `FileServer` serves a folder over HTTP on 127.0.0.1 the way a provider's download host does:
-HTTP Basic auth (401 without credentials, 403 for an account without the permission, or a
-302 to an HTML login page like DLR's single sign-on), Range requests (206/416), and injected
+HTTP Basic auth or an API-key header (401 without credentials, 403 for an account without
+the permission, or a 302 to an HTML login page like DLR's single sign-on), Range requests
+(206/416), and injected
 faults - a 429 with Retry-After, a 503, a body cut short, a login page served with 200, a 403,
 a reset connection, a server that ignores Range. `StacServer` runs stac-fastapi-static (in
 its own environment, `.venv-stac`) over a static catalogue as a subprocess on a free port.
@@ -49,6 +50,7 @@ class FileServerState:
     denied: set[str] = field(default_factory=set)  # users without the download permission
     login_redirect: bool = False  # unauthenticated: 302 to an HTML login page
     public: tuple[str, ...] = ()  # fnmatch patterns of paths served without credentials
+    tokens: dict[str, str] = field(default_factory=dict)  # API-key header -> accepted value
     faults: list[Fault] = field(default_factory=list)
     log: list[tuple[str, str | None, int]] = field(default_factory=list)  # path, Range, status
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -104,7 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/login":
             self._simple(200, LOGIN_PAGE, content_type="text/html; charset=utf-8")
             return
-        if self.state.users and not any(fnmatch.fnmatch(path, p) for p in self.state.public):
+        keyed = any(self.headers.get(h) == v for h, v in self.state.tokens.items())
+        if self.state.users and not keyed and not any(fnmatch.fnmatch(path, p)
+                                                      for p in self.state.public):
             user = self._user()
             if user is None:
                 if self.state.login_redirect:
@@ -184,9 +188,10 @@ class FileServer:
 
     def __init__(self, root: Path, *, users: dict[str, str] | None = None,
                  denied: set[str] | None = None, login_redirect: bool = False,
-                 public: tuple[str, ...] = (), port: int = 0) -> None:
+                 public: tuple[str, ...] = (), tokens: dict[str, str] | None = None,
+                 port: int = 0) -> None:
         self.state = FileServerState(Path(root), dict(users or {}), set(denied or ()),
-                                     login_redirect, tuple(public))
+                                     login_redirect, tuple(public), dict(tokens or {}))
         handler = type("Handler", (_Handler,), {"state": self.state})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True

@@ -18,6 +18,7 @@ from geovision.satellite.standin import FileServer, StacServer, stac_python
 
 USER, PASSWORD = "eoc-user", "s3cret-pw"
 DENIED_USER = "no-permission"
+MAXAR_KEY = "maxar-test-key"
 # Three EnMAP datatakes on three days; the first was reprocessed (V010302 -> V010402).
 T0 = datetime(2026, 11, 28, 10, 1, 32, tzinfo=UTC)
 
@@ -40,7 +41,8 @@ def file_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("download-host")
     with FileServer(root, users={USER: PASSWORD, DENIED_USER: "pw"},
                     denied={DENIED_USER}, login_redirect=True,
-                    public=("/Products/*",)) as server:  # PRISMA links carry a token
+                    public=("/Products/*",),  # PRISMA links carry a token
+                    tokens={"MAXAR-API-KEY": MAXAR_KEY}) as server:
         yield server
 
 
@@ -67,6 +69,8 @@ def enmap_items(files_root: Path) -> list[samples.CatalogueItem]:
         # outside the area of interest
         samples.enmap_item(files_root, 24660, 1, T0 + timedelta(days=2), seed=5,
                            bbox=(100.0, 10.0, 100.4, 10.3)),
+        samples.worldview_item(files_root, "058800151040", "1040010012345602",
+                               T0 + timedelta(days=1, hours=1), seed=6),
     ]
 
 

@@ -99,3 +99,31 @@ def test_refused_credentials_give_the_unit_back(env, files, monkeypatch):
     assert row.state == "released" and "login page" in row.error
     assert ledger.used("enmap", "2026-11-30") == 0
     assert "wrong" not in row.error  # no secret in the record
+
+
+def test_worldview_through_a_maxar_style_stac_with_an_api_key(env, files, tmp_path,
+                                                              monkeypatch, stac):
+    from tests.satellite.conftest import MAXAR_KEY
+
+    layout, _, ledger, _ = env
+    monkeypatch.setenv("TEST_MAXAR_KEY", MAXAR_KEY)
+    path = write_config(tmp_path / "maxar.yaml", stac.url, extra={"worldview": {
+        "preset": "maxar", "url": stac.url, "collections": ["wv03-vnir"],
+        "areas": [[10.0, 47.5, 11.0, 48.5]],
+        "auth": {"token_env": "TEST_MAXAR_KEY"}}})
+    config = load_config(path)
+    plan = plan_tick(config, "worldview", layout, ledger, now=NOON)
+    [scene] = plan.requests
+    assert scene.scene_key == "1040010012345602" and scene.cloud_cover == 2.0
+    result = download_scene(config, scene.partition_key, layout, ledger, now=NOON)
+    info = open_scene(result.scene)
+    assert info.band_names == ("C", "B", "G", "Y", "R", "RE", "N", "N2")
+    assert info.quantity == "toa_reflectance" and info.wavelengths_nm[4] == 660.1
+    assert files.state.log[-1][2] == 200  # the key header opened the download host
+    # a damaged scene folder is rebuilt from the verified zip it kept: no request, no charge
+    monkeypatch.setenv("TEST_MAXAR_KEY", "revoked")
+    result.manifest.unlink()
+    requests_before = len(files.state.log)
+    again = download_scene(config, scene.partition_key, layout, ledger, now=NOON)
+    assert again.reused and len(files.state.log) == requests_before
+    assert ledger.used("worldview", "2026-11-30") == 1
