@@ -65,3 +65,14 @@ class SatelliteSettings(ConfigurableResource):
         from geovision.satellite.config import load_config
 
         return load_config(self.config_path or None, missing_ok=True)
+
+    def ledger(self, config, layout, instance):
+        """The quota ledger: as satellite.yaml says, else the Dagster instance's Postgres
+        database when it has one (every run and sensor of a deployment shares it), else
+        SQLite under the artifact root."""
+        from geovision.satellite.ledger import QuotaLedger
+
+        url = getattr(getattr(instance, "run_storage", None), "postgres_url", None)
+        if config.ledger or config.ledger_env or not url:
+            return config.open_ledger(layout)
+        return QuotaLedger(url)

@@ -50,7 +50,8 @@ def evaluate(context: SensorEvaluationContext, provider: str, home: GeovisionHom
                           "providers: (see README, 'Daily satellite downloads')")
     layout = Layout(home.root())
     try:
-        plan = plan_tick(config, provider, layout, config.open_ledger(layout),
+        plan = plan_tick(config, provider, layout,
+                         satellite.ledger(config, layout, context.instance),
                          in_flight=in_flight(context, provider))
     except GeovisionError as exc:
         return SkipReason(f"{provider}: {exc}")

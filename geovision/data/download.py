@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -200,11 +201,12 @@ def fetch(resource: Resource, directory: str | os.PathLike, *, retries: int = DE
     part = dest.with_name(dest.name + ".part")
     resumed_earlier_run = part.is_file() and part.stat().st_size > 0
     session = session or requests.Session()
+    digest = _PartDigest(resource.checksum[0]) if resource.checksum else None
     failures = 0
     while True:
         before = part.stat().st_size if part.is_file() else 0
         try:
-            _stream(resource, part, session, timeout_s, progress)
+            _stream(resource, part, session, timeout_s, progress, digest)
         except (_Transient, requests.ConnectionError, requests.Timeout,
                 urllib3.exceptions.HTTPError) as exc:
             # Count failures in a row without progress: a long download on a flaky link
@@ -228,7 +230,8 @@ def fetch(resource: Resource, directory: str | os.PathLike, *, retries: int = DE
                     wait *= random.uniform(1 - jitter, 1 + jitter)
             sleep(wait)
             continue
-        problem = verification_problem(part, resource)
+        problem = verification_problem(part, resource,
+                                       None if digest is None else digest.of(part))
         if problem is None and check is not None:
             try:
                 check(part)
@@ -247,8 +250,39 @@ def fetch(resource: Resource, directory: str | os.PathLike, *, retries: int = DE
             "run again.")
 
 
+class _PartDigest:
+    """The checksum of a `.part` file, computed as its bytes arrive instead of by reading the
+    finished file again. It follows the file: when the file is not the bytes it has seen
+    (restarted, deleted), it starts over from the file's content. (Hashing in a second
+    thread measured slower on a busy 2-core machine: 0.82 s against 0.65 s for 65 MB.)"""
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
+        self.size = 0
+
+    def sync(self, part: Path, offset: int) -> None:
+        """Before appending at `offset`: make the digest cover exactly part[:offset]."""
+        if offset == self.size:
+            return
+        self._hash, self.size = hashlib.new(self.algorithm), 0
+        if offset:
+            with open(part, "rb") as f:
+                while chunk := f.read(CHUNK_SIZE):
+                    self.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    def of(self, part: Path) -> str | None:
+        """The hex digest if it covers the whole of `part`, else None (read it again)."""
+        return self._hash.hexdigest() if part.is_file() and part.stat().st_size == self.size \
+            else None
+
+
 def _stream(resource: Resource, part: Path, session: requests.Session, timeout_s: float,
-            progress: bool) -> None:
+            progress: bool, digest: _PartDigest | None = None) -> None:
     """One request: append to `part` from its current size (Range), or start it afresh."""
     offset = part.stat().st_size if part.is_file() else 0
     if resource.size is not None and offset > resource.size:
@@ -298,15 +332,16 @@ def _stream(resource: Resource, part: Path, session: requests.Session, timeout_s
                 f"expected ({resource.filename}); the server or the link is wrong.")
         total = None if expected is None else offset + expected
         received = 0
+        if digest is not None:
+            digest.sync(part, offset)
         with open(part, "ab" if offset else "wb") as out, tqdm(
                 total=total or resource.size, initial=offset, unit="B", unit_scale=True,
                 unit_divisor=1024, desc=resource.filename, leave=True,
                 disable=not progress) as bar:
-            out.write(first)
-            received += len(first)
-            bar.update(len(first))
-            for chunk in chunks:
+            for chunk in itertools.chain((first,), chunks):
                 out.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
         if expected is not None and received < expected:
@@ -328,14 +363,16 @@ def file_digest(path: str | os.PathLike, algorithm: str) -> str:
         return hashlib.file_digest(f, algorithm).hexdigest()
 
 
-def verification_problem(path: Path, resource: Resource) -> str | None:
-    """Why `path` is not the published file (size or checksum), or None if it is."""
+def verification_problem(path: Path, resource: Resource,
+                         digest: str | None = None) -> str | None:
+    """Why `path` is not the published file (size or checksum), or None if it is.
+    `digest`, when given, is the file's checksum already computed (as it was written)."""
     size = path.stat().st_size
     if resource.size is not None and size != resource.size:
         return f"size is {size} bytes, published size is {resource.size}"
     if resource.checksum is not None:
         algorithm, expected = resource.checksum
-        actual = file_digest(path, algorithm)
+        actual = digest or file_digest(path, algorithm)
         if actual != expected:
             return f"{algorithm} is {actual}, published {algorithm} is {expected}"
     return None

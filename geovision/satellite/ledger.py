@@ -1,6 +1,6 @@
 """The quota ledger: the one authority on how many scenes each provider has used per UTC day.
 
-One row per (provider, scene key) in `downloads`: a scene is charged to the UTC day it was
+One row per (provider, scene key) in `satellite_quota`: a scene is charged to the UTC day it was
 first reserved, once. `reserve` is atomic (SQLite `BEGIN IMMEDIATE`, Postgres a per-provider
 transaction lock), so sensors, manual materializations, backfills and retries running at the
 same time can never take more than the day's budget between them. States:
@@ -10,7 +10,7 @@ same time can never take more than the day's budget between them. States:
     failed-consumed  failed after the provider had delivered (corrupt product): still counted
     released   failed before anything was charged: no longer counted, may be reserved again
 
-A second table, `scenes`, remembers every scene a search found (its SceneRef as JSON), so a
+A second table, `satellite_found`, remembers every scene a search found (its SceneRef as JSON), so a
 run, the CLI or a report can go from a partition key to the scene, and nothing found is
 forgotten: `pending` lists what is found but not done.
 
@@ -21,6 +21,7 @@ uses Postgres.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import zlib
@@ -37,13 +38,13 @@ COUNTED = ("reserved", "done", "failed-consumed")
 STATES = (*COUNTED, "released")
 
 SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS downloads (
+    """CREATE TABLE IF NOT EXISTS satellite_quota (
         provider TEXT NOT NULL, scene_key TEXT NOT NULL, product_id TEXT,
         utc_day TEXT NOT NULL, state TEXT NOT NULL, run_id TEXT,
         reserved_at TEXT NOT NULL, finished_at TEXT, bytes BIGINT, attempts INTEGER NOT NULL,
         error TEXT, PRIMARY KEY (provider, scene_key))""",
-    "CREATE INDEX IF NOT EXISTS downloads_day ON downloads (provider, utc_day, state)",
-    """CREATE TABLE IF NOT EXISTS scenes (
+    "CREATE INDEX IF NOT EXISTS satellite_quota_day ON satellite_quota (provider, utc_day, state)",
+    """CREATE TABLE IF NOT EXISTS satellite_found (
         provider TEXT NOT NULL, scene_key TEXT NOT NULL, product_id TEXT NOT NULL,
         acquired TEXT NOT NULL, ref TEXT NOT NULL, first_seen TEXT NOT NULL,
         PRIMARY KEY (provider, scene_key))""",
@@ -95,7 +96,7 @@ class QuotaLedger:
     """The ledger at `url`: a SQLite file path, or a `postgresql://` URL."""
 
     def __init__(self, url: str | Path) -> None:
-        self.url = str(url)
+        self.url = re.sub(r"^postgres(ql)?\+psycopg2://", "postgresql://", str(url))
         self.postgres = self.url.startswith(("postgresql://", "postgres://"))
         self._connections: dict[tuple[int, int], object] = {}
         if not self.postgres:
@@ -104,7 +105,7 @@ class QuotaLedger:
             for statement in SCHEMA:
                 cur.execute(statement)
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never the URL: it may hold a password
         return f"QuotaLedger({'postgres' if self.postgres else self.url})"
 
     # ----- connections -------------------------------------------------------------------
@@ -178,13 +179,13 @@ class QuotaLedger:
         now = now or _now()
         day = utc_day(now)
         with self._transaction(lock=f"geovision-quota-{provider}") as cur:
-            cur.execute("SELECT state, utc_day, attempts FROM downloads WHERE provider = ? "
-                        "AND scene_key = ?", (provider, key))
+            cur.execute("SELECT state, utc_day, attempts FROM satellite_quota WHERE "
+                        "provider = ? AND scene_key = ?", (provider, key))
             found = cur.fetchone()
             if found is not None and found[0] == "done":
                 return Reservation(provider, key, found[1], "done", found[2])
             if found is not None and found[0] in COUNTED:
-                cur.execute("UPDATE downloads SET state = 'reserved', run_id = ?, "
+                cur.execute("UPDATE satellite_quota SET state = 'reserved', run_id = ?, "
                             "attempts = attempts + 1, error = NULL WHERE provider = ? AND "
                             "scene_key = ?", (run_id, provider, key))
                 return Reservation(provider, key, found[1], "reserved", found[2] + 1)
@@ -196,12 +197,12 @@ class QuotaLedger:
                     "is requested again then (or raise daily_budget in satellite.yaml).")
             attempts = found[2] + 1 if found is not None else 1
             if found is None:
-                cur.execute("INSERT INTO downloads (provider, scene_key, product_id, utc_day, "
-                            "state, run_id, reserved_at, attempts) VALUES "
+                cur.execute("INSERT INTO satellite_quota (provider, scene_key, product_id, "
+                            "utc_day, state, run_id, reserved_at, attempts) VALUES "
                             "(?, ?, ?, ?, 'reserved', ?, ?, 1)",
                             (provider, key, product_id, day, run_id, now.isoformat()))
             else:
-                cur.execute("UPDATE downloads SET product_id = COALESCE(?, product_id), "
+                cur.execute("UPDATE satellite_quota SET product_id = COALESCE(?, product_id), "
                             "utc_day = ?, state = 'reserved', run_id = ?, reserved_at = ?, "
                             "attempts = ?, error = NULL, finished_at = NULL WHERE "
                             "provider = ? AND scene_key = ?",
@@ -226,7 +227,7 @@ class QuotaLedger:
              nbytes: int | None = None, error: str | None = None,
              product_id: str | None = None) -> None:
         with self._transaction(lock=f"geovision-quota-{provider}") as cur:
-            cur.execute("UPDATE downloads SET state = ?, finished_at = ?, "
+            cur.execute("UPDATE satellite_quota SET state = ?, finished_at = ?, "
                         "bytes = COALESCE(?, bytes), error = ?, "
                         "product_id = COALESCE(?, product_id) WHERE provider = ? AND "
                         "scene_key = ?", (state, (now or _now()).isoformat(), nbytes, error,
@@ -238,7 +239,7 @@ class QuotaLedger:
     # ----- reading -----------------------------------------------------------------------
     def rows(self, provider: str | None = None, day: str | None = None,
              states: Sequence[str] | None = None) -> list[Row]:
-        sql, args = "SELECT * FROM downloads WHERE 1 = 1", []
+        sql, args = "SELECT * FROM satellite_quota WHERE 1 = 1", []
         if provider:
             sql, args = sql + " AND provider = ?", [*args, provider]
         if day:
@@ -252,7 +253,7 @@ class QuotaLedger:
 
     def state(self, provider: str, key: str) -> str | None:
         with self._transaction() as cur:
-            cur.execute("SELECT state FROM downloads WHERE provider = ? AND scene_key = ?",
+            cur.execute("SELECT state FROM satellite_quota WHERE provider = ? AND scene_key = ?",
                         (provider, key))
             found = cur.fetchone()
         return None if found is None else found[0]
@@ -260,7 +261,7 @@ class QuotaLedger:
     def states(self, provider: str) -> dict[str, str]:
         """{scene key: state} of every scene of `provider` in the ledger."""
         with self._transaction() as cur:
-            cur.execute("SELECT scene_key, state FROM downloads WHERE provider = ?",
+            cur.execute("SELECT scene_key, state FROM satellite_quota WHERE provider = ?",
                         (provider,))
             return dict(cur.fetchall())
 
@@ -271,26 +272,26 @@ class QuotaLedger:
         stamp = (now or _now()).isoformat()
         with self._transaction(lock="geovision-quota-found") as cur:
             for scene in scenes:
-                cur.execute("SELECT product_id FROM scenes WHERE provider = ? AND "
+                cur.execute("SELECT product_id FROM satellite_found WHERE provider = ? AND "
                             "scene_key = ?", (scene.provider, scene.scene_key))
                 found = cur.fetchone()
                 if found is None:
-                    cur.execute("INSERT INTO scenes VALUES (?, ?, ?, ?, ?, ?)",
+                    cur.execute("INSERT INTO satellite_found VALUES (?, ?, ?, ?, ?, ?)",
                                 (scene.provider, scene.scene_key, scene.product_id,
                                  scene.acquired.isoformat(), scene.to_json(), stamp))
                 elif scene.product_id > found[0]:
-                    cur.execute("SELECT state FROM downloads WHERE provider = ? AND "
+                    cur.execute("SELECT state FROM satellite_quota WHERE provider = ? AND "
                                 "scene_key = ?", (scene.provider, scene.scene_key))
                     state = cur.fetchone()
                     if state is None or state[0] != "done":
-                        cur.execute("UPDATE scenes SET product_id = ?, ref = ? WHERE "
+                        cur.execute("UPDATE satellite_found SET product_id = ?, ref = ? WHERE "
                                     "provider = ? AND scene_key = ?",
                                     (scene.product_id, scene.to_json(), scene.provider,
                                      scene.scene_key))
 
     def found(self, provider: str, key: str) -> SceneRef:
         with self._transaction() as cur:
-            cur.execute("SELECT ref FROM scenes WHERE provider = ? AND scene_key = ?",
+            cur.execute("SELECT ref FROM satellite_found WHERE provider = ? AND scene_key = ?",
                         (provider, key))
             row = cur.fetchone()
         if row is None:
@@ -300,7 +301,7 @@ class QuotaLedger:
         return SceneRef.from_json(row[0])
 
     def found_scenes(self, provider: str | None = None) -> list[SceneRef]:
-        sql, args = "SELECT ref FROM scenes", ()
+        sql, args = "SELECT ref FROM satellite_found", ()
         if provider:
             sql, args = sql + " WHERE provider = ?", (provider,)
         with self._transaction() as cur:
@@ -314,7 +315,7 @@ class QuotaLedger:
 
 
 def _used(cur, provider: str, day: str) -> int:
-    cur.execute("SELECT COUNT(*) FROM downloads WHERE provider = ? AND utc_day = ? AND "
+    cur.execute("SELECT COUNT(*) FROM satellite_quota WHERE provider = ? AND utc_day = ? AND "
                 "state IN ('reserved', 'done', 'failed-consumed')", (provider, day))
     return int(cur.fetchone()[0])
 

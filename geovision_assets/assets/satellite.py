@@ -38,7 +38,7 @@ def satellite_scene(context: AssetExecutionContext, home: GeovisionHome,
 
     layout = Layout(home.root())
     config = satellite.load()
-    ledger = config.open_ledger(layout)
+    ledger = satellite.ledger(config, layout, context.instance)
     try:
         result = download_scene(config, context.partition_key, layout, ledger,
                                 run_id=context.run_id)

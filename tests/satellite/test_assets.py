@@ -103,3 +103,50 @@ def test_unconfigured_provider_says_how_to_configure_it(dagster_env):
     resources["satellite"] = SatelliteSettings(config_path="/nonexistent/satellite.yaml")
     skipped = tick(instance, resources, "satellite_prisma")
     assert "prisma: not configured in /nonexistent/satellite.yaml" in skipped.skip_message
+
+
+def test_a_postgres_instance_keeps_the_ledger_in_its_database(env, tmp_path, stac, files,
+                                                              monkeypatch):
+    """The deployment's instance (docker/dagster.yaml) holds the ledger: every run and sensor
+    of the deployment shares it, whichever container they run in."""
+    import uuid
+    from pathlib import Path
+
+    import psycopg2
+    import yaml
+
+    from tests.conftest import require_service
+
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    name = f"geovision_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        settings = yaml.safe_load(Path("docker/dagster.yaml").read_text())
+        settings["storage"]["postgres"]["postgres_db"]["hostname"] = "127.0.0.1"
+        (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(settings))
+        monkeypatch.setenv("POSTGRES_USER", "postgres")
+        monkeypatch.setenv("POSTGRES_PASSWORD", "unused-with-trust-auth")
+        monkeypatch.setenv("POSTGRES_DB", name)
+        layout = env[0]
+        resources = {"home": GeovisionHome(path=str(layout.home)),
+                     "satellite": SatelliteSettings(config_path=str(write_config(
+                         tmp_path / "one.yaml", stac.url, budget=1)))}
+        with DagsterInstance.from_config(str(tmp_path)) as instance:
+            result = tick(instance, resources)
+            [key] = [r.partition_key for r in result.run_requests]
+            instance.add_dynamic_partitions("satellite_scene", [key])
+            assert materialize([satellite_scene], partition_key=key, instance=instance,
+                               resources=resources).success
+            assert "1/1 used" in tick(instance, resources).skip_message
+        with psycopg2.connect(host="127.0.0.1", port=5432, user="postgres",
+                              dbname=name) as conn, conn.cursor() as cur:
+            cur.execute("SELECT provider, scene_key, state FROM satellite_quota")
+            assert cur.fetchall() == [("enmap", key.split(":")[1], "done")]
+        from geovision.satellite.ledger import QuotaLedger
+
+        assert QuotaLedger(layout.quota_ledger()).rows() == []  # the SQLite one is untouched
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()

@@ -116,3 +116,23 @@ def test_analysis_ready_scene_contract(tmp_path):
     with Image.open(written["quicklook"]) as ql:
         assert ql.size == (9, 8) and ql.mode == "RGBA"
         assert ql.getpixel((0, 0))[3] == 0  # the fill pixel is transparent
+
+
+def test_worldview_tiles_are_mosaicked(tmp_path):
+    root = samples.make_worldview(tmp_path, "058800151040", "1040010012345601", T, width=8,
+                                  height=5, zipped=False)
+    [tif] = list(root.rglob("*.TIF"))
+    with rasterio.open(tif) as src:
+        data, profile = src.read(), src.profile
+    for col, (start, stop) in enumerate(((0, 5), (5, 8)), 1):
+        name = tif.name.replace("-M2AS-", f"-M2AS_R1C{col}-")
+        transform = profile["transform"] * rasterio.Affine.translation(start, 0)
+        with rasterio.open(tif.with_name(name), "w", **{**profile, "width": stop - start,
+                                                        "transform": transform}) as dst:
+            dst.write(data[:, :, start:stop])
+    tif.unlink()
+    product = read_worldview(root)
+    assert (product.width, product.height) == (8, 5)
+    planes = list(product.planes())
+    ratio = planes[0] / data[0].astype(np.float32)  # one factor per band: the tiles line up
+    np.testing.assert_allclose(ratio, ratio[0, 0], rtol=1e-5)
