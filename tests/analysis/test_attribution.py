@@ -82,6 +82,12 @@ def test_randomisation_decorrelates_ig_and_grad_cam(trained_segmenter):
         assert (correlations.abs() < 0.9).all(), (method, curve)
         # IG is the input times an averaged gradient: some of the input's own structure stays
         assert abs(curve[-1][1]) < (0.5 if method == "grad_cam" else 0.75), (method, curve)
+    sparse = cascading_randomisation(
+        prepared, images, target,
+        lambda m: explain(m, images, target, "grad_cam", prepared=True, layer="encoder.2").maps,
+        max_points=2)
+    assert [name for name, _ in sparse] == ["head", "encoder.0"]  # all three randomised
+    assert sparse[-1] == curve[-1]
     same = explain(prepared, images, target, "grad_cam", prepared=True).maps
     assert torch.allclose(spearman(same, same), torch.ones(3))
 

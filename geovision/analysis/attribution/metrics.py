@@ -129,18 +129,25 @@ def parameter_layers(model: nn.Module) -> list[str]:
 def cascading_randomisation(model: nn.Module, images: torch.Tensor, target: Target,
                             explain_fn: Callable[[nn.Module], torch.Tensor],
                             layers: list[str] | None = None, absolute: bool = False,
-                            seed: int = 0) -> list[tuple[str, float]]:
+                            seed: int = 0, max_points: int | None = None
+                            ) -> list[tuple[str, float]]:
     """(layer, mean Spearman correlation with the trained model's maps) after re-initialising
     each of `layers` (default: every layer with parameters) from the top down, cumulatively.
-    `explain_fn(model)` computes the maps; the model is copied, never changed. Signed maps
+    `explain_fn(model)` computes the maps; the model is copied, never changed. With
+    `max_points`, every layer is still randomised in turn but the maps are compared only
+    after that many of them, evenly spread (always including the last). Signed maps
     are compared unless `absolute`: |IG| keeps the input's own structure (IG is the input
     times an averaged gradient) even when every weight is random."""
     reference = explain_fn(model)
     randomised = copy.deepcopy(model)
     names = layers if layers is not None else parameter_layers(model)
     torch.manual_seed(seed)
+    order = list(reversed(names))
+    points = set(range(len(order)))
+    if max_points is not None and len(order) > max_points:
+        points = {round(i * (len(order) - 1) / (max_points - 1)) for i in range(max_points)}
     curve = []
-    for name in reversed(names):
+    for position, name in enumerate(order):
         module = randomised.get_submodule(name)
         if not hasattr(module, "reset_parameters"):
             raise ConfigError(f"layer {name!r} ({type(module).__name__}) has no "
@@ -151,6 +158,8 @@ def cascading_randomisation(model: nn.Module, images: torch.Tensor, target: Targ
             nn.init.normal_(module.bias, 0.0, 0.5)
         for parameter in module.parameters(recurse=False):
             parameter.requires_grad_(False)
+        if position not in points:
+            continue
         maps = explain_fn(randomised)
         a, b = (reference.abs(), maps.abs()) if absolute else (reference, maps)
         curve.append((name, float(spearman(a, b).mean())))
