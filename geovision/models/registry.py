@@ -18,6 +18,7 @@ from torch import nn
 from geovision.models.generative import SmallGAN, SmallVAE
 from geovision.models.moco import SmallMoCo
 from geovision.models.small import SmallCNN, SmallUNet
+from geovision.models.temporal import SingleDateUNet, SmallUTAE
 
 DATA_ARGUMENTS = ("in_channels", "num_classes", "image_size")
 
@@ -35,6 +36,9 @@ MODELS: dict[str, ModelSpec] = {
     "small_gan": ModelSpec(SmallGAN, ("gan",)),
     "small_vae": ModelSpec(SmallVAE, ("vae",)),
     "small_moco": ModelSpec(SmallMoCo, ("moco",)),
+    # Time series (TimeSeries batches; a plain image is a series of one date).
+    "small_utae": ModelSpec(SmallUTAE, ("segmentation",)),
+    "single_date_unet": ModelSpec(SingleDateUNet, ("segmentation",)),
 }
 
 

@@ -45,10 +45,8 @@ class RunInputs:
         """Standardisation with the recorded statistics (None: the dataset's defaults)."""
         if self.normalisation is None:
             return None
-        from geovision.data.transforms import ScaleNormalize
-
-        return ScaleNormalize(self.normalisation["means"], self.normalisation["std_devs"],
-                              self.dataset_cls.SCALE)
+        return self.dataset_cls.standardiser(self.normalisation["means"],
+                                             self.normalisation["std_devs"])
 
 
 def prepare_run(config: ExperimentConfig, *, home: Path, root: Path, df: pd.DataFrame,

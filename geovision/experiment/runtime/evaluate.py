@@ -60,7 +60,7 @@ def evaluate(module: ExperimentModule, loader: DataLoader, class_names: list[str
     seen = 0
     with torch.inference_mode():
         for batch in tqdm(loader, desc=f"evaluate {prefix}", leave=True, disable=not progress):
-            batch = [part.to(device) if torch.is_tensor(part) else part for part in batch]
+            batch = [part.to(device) if hasattr(part, "to") else part for part in batch]
             step = module.evaluation_step(tuple(batch))
             loss.update(step.loss, weight=step.batch_size)
             seen += step.batch_size
