@@ -345,15 +345,17 @@ def explain_model(dataset: str, recipe: str, home: Path | None = None, *,
     """The six-method attribution report of the recorded (dataset, recipe) model on the
     first test images: maps, faithfulness and randomisation scores, a markdown summary."""
     from geovision.analysis.attribution.report import attribution_report
-    from geovision.data.transforms import ScaleNormalize
     from geovision.experiment.runtime.train import load_module
 
     layout = Layout(home)
     record = load_model_record(dataset, recipe, layout.home)
     dataset_cls = get_dataset(dataset)
+    if dataset_cls.TEMPORAL:
+        raise ConfigError(f"{dataset} is a time series dataset: the attribution methods "
+                          "explain models of single images. Skip attribution_report for it.")
     test_set = dataset_cls(layout.dataset(dataset), df=load_index(dataset, layout.home),
-                           split="test", image_transform=ScaleNormalize(
-                               record.means, record.std_devs, dataset_cls.SCALE))
+                           split="test", image_transform=dataset_cls.standardiser(
+                               record.means, record.std_devs))
     module = load_module(record.checkpoint)
     return attribution_report(module.model, test_set,
                               layout.attribution(dataset, recipe),

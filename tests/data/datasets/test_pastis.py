@@ -116,3 +116,20 @@ def test_folds_outside_one_to_five_are_refused(miniature, tmp_path):
     meta.write_text(json.dumps(content))
     with pytest.raises(DataError, match="folds \\[0\\]"):
         S2.build_df(root)
+
+
+def test_listed_by_the_cli_and_partitions():
+    import subprocess
+    import sys
+
+    from geovision_assets.partitions import dataset_partitions
+
+    names = ("pastis_r", "pastis_r_s1a", "pastis_r_s1d", "synthetic_temporal")
+    assert set(names) <= set(dataset_partitions.get_partition_keys())
+    out = subprocess.run([sys.executable, "-m", "geovision.cli", "datasets", "list"],
+                         capture_output=True, text=True, check=True).stdout
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "10 bands  19 classes  time series" in lines["pastis_r"]
+    assert "3 bands  19 classes  time series" in lines["pastis_r_s1d"]
+    assert "4 bands  4 classes  time series" in lines["synthetic_temporal"]
+    assert "time series" not in lines["synthetic"]
