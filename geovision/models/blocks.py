@@ -49,12 +49,15 @@ def _shortcut(in_channels: int, out_channels: int, stride: int, norm: LayerSpec,
 
 
 class VGGBlock(nn.Module):
-    """`num_convs` 3x3 conv-norm-act; with stride 2 it max-pools first (`downsample`)."""
+    """`num_convs` 3x3 conv-norm-act; with stride 2 it max-pools first (`downsample`).
+
+    `conv_bias` None gives the convs a bias only without a norm; VGG's own convs keep theirs
+    before batch norm (True), which ported weights need."""
 
     def __init__(self, in_channels: int, out_channels: int, num_convs: int = 2,
                  stride: int = 1, dilation: int = 1, norm: LayerSpec = "batch",
                  act: LayerSpec = "relu", drop_path: float = 0.0,
-                 downsample: nn.Module | None = None) -> None:
+                 downsample: nn.Module | None = None, conv_bias: bool | None = None) -> None:
         super().__init__()
         _no_residual("VGGBlock", drop_path)
         if downsample is None and stride > 1:
@@ -62,7 +65,8 @@ class VGGBlock(nn.Module):
         self.downsample = downsample
         self.convs = nn.Sequential(*[
             ConvNormAct(in_channels if i == 0 else out_channels, out_channels, 3,
-                        dilation=dilation, norm=norm, act=act) for i in range(num_convs)])
+                        dilation=dilation, norm=norm, act=act, bias=conv_bias)
+            for i in range(num_convs)])
         self.resample = _resample(stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
