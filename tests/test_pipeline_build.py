@@ -1,5 +1,6 @@
 """build_upstream: the steps a later step needs run once, are skipped while their artifacts
-fit the index, and run again when the index changes under them."""
+fit the index, and run again when the index changes under them (the shards' side of this is
+in test_cli_build.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import json
 
 from geovision.data.acquire import build_index
 from geovision.layout import Layout
-from geovision.pipeline import build_upstream, shards_fit_index, statistics_fit_index
+from geovision.pipeline import build_upstream, statistics_fit_index
 
-STEPS = ["acquire the raw dataset", "build the index", "compute statistics", "write hdf shards"]
+STEPS = ["acquire the raw dataset", "build the index", "compute statistics"]
 
 
 def build(home, lines):
-    return build_upstream("synthetic", home, statistics=True, shards="hdf", progress=False,
+    return build_upstream("synthetic", home, statistics=True, progress=False,
                           echo=lines.append)
 
 
@@ -28,7 +29,5 @@ def test_upstream_is_built_once_and_again_when_the_index_changes(geovision_home)
 
     build_index("synthetic", geovision_home, random_seed=7)  # other splits: a new index
     assert not statistics_fit_index("synthetic", geovision_home)
-    assert not shards_fit_index("synthetic", "hdf", geovision_home)
-    assert build(geovision_home, lines) == ["compute statistics", "write hdf shards"]
+    assert build(geovision_home, lines) == ["compute statistics"]
     assert statistics_fit_index("synthetic", geovision_home)
-    assert shards_fit_index("synthetic", "hdf", geovision_home)
