@@ -1,8 +1,9 @@
 """The pipeline's steps as plain functions, one per asset of the Dagster graph, each named for
 what it does: compute_statistics, write_eda_report, write_hdf_shards / write_streaming_shards,
-extract_features, train_model, evaluate_model, explain_model (acquire_dataset and build_index,
-the first two, are in geovision.data.acquire). `build_upstream` runs the ones a later step
-needs and finds missing, as the CLI does before training.
+extract_features, train_model, evaluate_model, explain_model, predict_scene_with_recipe
+(acquire_dataset and build_index, the first two, are in geovision.data.acquire).
+`build_upstream` runs the ones a later step needs and finds missing, as the CLI does before
+training.
 
 Each step reads what earlier steps wrote under the artifact root, writes its own artifact
 there, and returns what a caller needs to report it. The Dagster assets, the CLI, notebooks and
@@ -31,13 +32,17 @@ from geovision.io.atomic import atomic_file
 from geovision.layout import Layout
 
 if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
     from geovision.analysis.attribution.report import AttributionReport
     from geovision.analysis.eda import EdaReport
+    from geovision.data.base import GeoDataset
     from geovision.data.shards.common import ShardWriteResult
     from geovision.experiment.config import ExperimentConfig
     from geovision.experiment.runtime.distributed import Launcher
     from geovision.experiment.runtime.evaluate import Evaluation
     from geovision.features.extract import ExtractionResult
+    from geovision.inference.scene import ScenePrediction
 
 SHARD_SPLITS = ("train", "val", "test")
 VERIFY_SAMPLES = 16
@@ -175,8 +180,9 @@ def write_shards(name: str, format: str, home: Path | None = None, *,
 
 
 def _write_and_verify(name: str, home: Path, out: Path,
-                      write: Callable[[Any, Path, pd.DataFrame], dict[str, ShardWriteResult]],
-                      open_reader: Callable[[str, Any], Any]) -> ShardsArtifact:
+                      write: Callable[[type[GeoDataset], Path, pd.DataFrame],
+                                      dict[str, ShardWriteResult]],
+                      open_reader: Callable[[str, GeoDataset], Dataset]) -> ShardsArtifact:
     from geovision.data.shards.verify import compare_with_source
 
     dataset_cls, df = get_dataset(name), load_index(name, home)
@@ -446,8 +452,8 @@ def scene_path(scene: str, home: Path | None = None) -> Path:
 GENERATED_SCENE_SIZE = 1024
 
 
-def scene_predictions(scene: str, recipe_path: Path, home: Path | None = None, *,
-                      device: str = "cpu", progress: bool = True) -> Any:
+def predict_scene_with_recipe(scene: str, recipe_path: Path, home: Path | None = None, *,
+                              device: str = "cpu", progress: bool = True) -> ScenePrediction:
     """Apply the recipe's model (trained on the dataset its `inference` section names) to
     the scene; outputs under Layout.predictions(recipe, provider, key)."""
     from geovision.experiment.config import load_recipe
