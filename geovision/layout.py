@@ -85,6 +85,14 @@ class Layout:
     def statistics(self, name: str) -> Path:
         return self.home / "statistics" / _safe_part(name, "dataset name")
 
+    def statistics_table(self, name: str) -> Path:
+        """Per-image per-band statistics joined to the df."""
+        return self.statistics(name) / "per_image.parquet"
+
+    def statistics_summary(self, name: str) -> Path:
+        """Per-split aggregates and the train split's means and standard deviations."""
+        return self.statistics(name) / "summary.json"
+
     def eda(self, name: str) -> Path:
         return self.home / "eda" / _safe_part(name, "dataset name")
 

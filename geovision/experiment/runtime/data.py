@@ -45,9 +45,9 @@ def split_datasets(config: ExperimentConfig, dataset_cls: type[GeoDataset], root
                           "(the hdf_shards / streaming_shards assets) or use source: files.")
     shards_dir, expected = Path(shards_dir), hash_dataframe(df)
     if source == "hdf":
-        from geovision.data.shards.hdf import HdfDataset
+        from geovision.data.shards.hdf import HdfDataset, split_file
 
-        readers = {split: HdfDataset(shards_dir / f"{split}.h5", ds.sample_transform)
+        readers = {split: HdfDataset(split_file(shards_dir, split), ds.sample_transform)
                    for split, ds in datasets.items()}
         stored = {split: reader.attrs.get("df_hash") for split, reader in readers.items()}
     else:
