@@ -17,6 +17,7 @@ def attribution_report(context: AssetExecutionContext, home: GeovisionHome) -> M
     from geovision.pipeline import explain_model, load_model_record
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
+    home.fetch_model(dataset, recipe)
     report = explain_model(dataset, recipe, home.root(), progress=False)
     record = load_model_record(dataset, recipe, home.root())
     figures = {f"maps_{name}": md.png(path, name.replace("_", " "))
@@ -30,6 +31,7 @@ def attribution_report(context: AssetExecutionContext, home: GeovisionHome) -> M
             "metrics": md.table(report.metrics.round(4)),
             **figures,
             "path": md.path(report.out_dir),
+            **home.publish(report.out_dir),
             "df_idx": MetadataValue.json(report.df_idx),
             "predicted": MetadataValue.json(report.predicted),
             "actual": MetadataValue.json(report.actual),

@@ -22,7 +22,11 @@ def raw_dataset(context: AssetExecutionContext, home: GeovisionHome) -> Material
     manifest."""
     from geovision.data.acquire import acquire_dataset
 
-    raw = acquire_dataset(context.partition_key, home.root())
+    layout = home.layout()
+    files = (layout.dataset(context.partition_key), layout.manifest(context.partition_key))
+    home.fetch(*files)  # a published copy is verified and kept, not downloaded again
+    raw = acquire_dataset(context.partition_key, layout.home)
+    published = home.publish(*files)
     return MaterializeResult(
         data_version=DataVersion(raw.data_version),
         metadata={
@@ -30,6 +34,7 @@ def raw_dataset(context: AssetExecutionContext, home: GeovisionHome) -> Material
             "manifest": md.path(raw.manifest_path),
             "num_files": raw.num_files,
             "num_bytes": raw.num_bytes,
+            **published,
             **md.provenance(),
         },
     )
@@ -45,18 +50,20 @@ def dataset_index(context: AssetExecutionContext, home: GeovisionHome) -> Materi
 
     from geovision.data.acquire import build_index
     from geovision.data.registry import get_dataset
-    from geovision.layout import Layout
 
     name = context.partition_key
     dataset_cls = get_dataset(name)
-    index = build_index(name, home.root())
+    layout = home.layout()
+    home.fetch(layout.dataset(name), layout.manifest(name))
+    index = build_index(name, layout.home)
     df = index.df
-    root = Layout(home.root()).dataset(name)
+    root = layout.dataset(name)
     path_columns = ["image_path"] + (["mask_path"] if "mask_path" in df else [])
     missing = [p for c in path_columns for p in df[c] if not (root / p).is_file()]
     split_counts = df["split"].value_counts().reindex(["train", "val", "test"], fill_value=0)
     counts = {f"num_{split}": int(n) for split, n in split_counts.items()}
     meta = {"path": md.path(index.path), "num_rows": len(df), **counts,
+            **home.publish(index.path),
             "df_preview": md.table(df.head(8))}
     if dataset_cls.TASK == "classification":
         balance = pd.crosstab(df["label_str"], df["split"])

@@ -16,6 +16,7 @@ def model_evaluation(context: AssetExecutionContext, home: GeovisionHome) -> Mat
     from geovision.pipeline import evaluate_model
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
+    home.fetch_model(dataset, recipe)
     result = evaluate_model(dataset, recipe, home.root())
     evaluation, record = result.evaluation, result.record
     metadata = {
@@ -23,6 +24,7 @@ def model_evaluation(context: AssetExecutionContext, home: GeovisionHome) -> Mat
         "num_samples": evaluation.num_samples,
         "checkpoint": md.path(evaluation.checkpoint),
         "metrics_file": md.path(evaluation.metrics_path),
+        **home.publish(record.run_dir),
         **md.provenance(config_hash=record.config_hash,
                         checkpoint_sha256=record.checkpoint_sha256),
     }

@@ -25,7 +25,9 @@ def region_features(context: AssetExecutionContext, home: GeovisionHome,
     from geovision.hashing import hash_directory
     from geovision.pipeline import extract_features
 
-    features = extract_features(context.partition_key, home.root(), weights=weights.weights(),
+    layout = home.layout()
+    home.fetch(layout.dataset(context.partition_key), layout.index(context.partition_key))
+    features = extract_features(context.partition_key, layout.home, weights=weights.weights(),
                                 full_size=weights.full_size)
     result = features.extraction
     if result.random_weights:
@@ -35,6 +37,7 @@ def region_features(context: AssetExecutionContext, home: GeovisionHome,
         data_version=DataVersion(hash_directory(result.path)),
         metadata={
             "path": md.path(result.path),
+            **home.publish(result.path),
             "num_images": result.num_images,
             "num_objects": result.num_objects,
             "feature_dim": result.feature_dim,

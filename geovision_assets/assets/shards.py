@@ -15,11 +15,13 @@ from geovision_assets.partitions import dataset_partitions
 from geovision_assets.resources import GeovisionHome
 
 
-def _result(check_name: str, shards) -> MaterializeResult:
+def _result(check_name: str, shards, home: GeovisionHome) -> MaterializeResult:
+    """The materialization of verified shards, published first when the root is remote."""
     return MaterializeResult(
         data_version=DataVersion(shards.data_version),
         metadata={
             "path": md.path(shards.path),
+            **home.publish(shards.path),
             **{f"num_{split}": r.count for split, r in shards.results.items()},
             **{f"bytes_{split}": r.num_bytes for split, r in shards.results.items()},
             **md.provenance(index_df_hash=shards.index_df_hash),
@@ -41,7 +43,10 @@ def hdf_shards(context: AssetExecutionContext, home: GeovisionHome) -> Materiali
     """One HDF5 file per split (uncompressed, one chunk per image), read back and compared."""
     from geovision.pipeline import write_hdf_shards
 
-    return _result("hdf_reads_back_equal", write_hdf_shards(context.partition_key, home.root()))
+    layout = home.layout()
+    home.fetch(layout.dataset(context.partition_key), layout.index(context.partition_key))
+    return _result("hdf_reads_back_equal",
+                   write_hdf_shards(context.partition_key, layout.home), home)
 
 
 @asset(partitions_def=dataset_partitions, deps=[dataset_index], code_version="1",
@@ -53,6 +58,8 @@ def streaming_shards(context: AssetExecutionContext, home: GeovisionHome) -> Mat
     from geovision.pipeline import write_streaming_shards
 
     layout = Layout(home.root())
+    home.fetch(layout.dataset(context.partition_key), layout.index(context.partition_key))
     cache = layout.mds_cache(context.partition_key, run=context.run.run_id)
     return _result("streaming_reads_back_equal",
-                   write_streaming_shards(context.partition_key, layout.home, cache_dir=cache))
+                   write_streaming_shards(context.partition_key, layout.home, cache_dir=cache),
+                   home)

@@ -29,7 +29,9 @@ def image_statistics(context: AssetExecutionContext, home: GeovisionHome) -> Mat
     from geovision.pipeline import compute_statistics
 
     name = context.partition_key
-    stats = compute_statistics(name, home.root())
+    layout = home.layout()
+    home.fetch(layout.dataset(name), layout.index(name))
+    stats = compute_statistics(name, layout.home)
     dataset_cls = get_dataset(name)
     bands = pd.DataFrame({"train_mean": stats.means, "train_std": stats.std_devs,
                           "class_MEANS": dataset_cls.MEANS,
@@ -41,6 +43,7 @@ def image_statistics(context: AssetExecutionContext, home: GeovisionHome) -> Mat
             "path": md.path(stats.table_path),
             "summary": md.path(stats.summary_path),
             "num_images": stats.num_images,
+            **home.publish(layout.statistics(name)),
             "skipped": MetadataValue.json([list(s) for s in stats.skipped]),
             "train_band_statistics": md.table(bands),
             **md.provenance(index_df_hash=stats.index_df_hash),
@@ -64,12 +67,15 @@ def eda_report(context: AssetExecutionContext, home: GeovisionHome) -> Materiali
     from geovision.hashing import sha256_file
     from geovision.pipeline import write_eda_report
 
-    report = write_eda_report(context.partition_key, home.root())
+    layout = home.layout()
+    home.fetch(layout.statistics(context.partition_key))
+    report = write_eda_report(context.partition_key, layout.home)
     return MaterializeResult(
         data_version=DataVersion(sha256_file(report.markdown_path)),
         metadata={
             "summary": MetadataValue.md(report.markdown),
             "path": md.path(report.out_dir),
+            **home.publish(report.out_dir),
             **{f"plot_{name}": md.png(path, name) for name, path in report.images.items()},
             **md.provenance(),
         },

@@ -29,19 +29,28 @@ def trained_model(context: AssetExecutionContext, home: GeovisionHome, recipes: 
 
     One device trains in this process; with trainer.devices > 1 torchrun runs one process
     per device through Dagster Pipes, and rank 0 reports the materialization."""
+    from geovision.experiment.config import load_config
     from geovision.pipeline import train_model
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
+    recipe_path = recipes.recipe_path(recipe)
+    source = load_config(recipe_path, dataset_name=dataset).data.source
+    layout = home.layout()
+    home.fetch(layout.dataset(dataset), layout.index(dataset), layout.statistics(dataset),
+               *([layout.shards(dataset, "hdf")] if source == "hdf" else []))
+    # MDS shards on a remote root are streamed from S3 into a local cache, not fetched whole.
+    shards = home.streamed(layout.shards(dataset, "mds")) if source == "streaming" else None
     launched = []
 
     def launch_through_pipes(command: list[str]) -> None:
         launched.append(pipes.run(context=context, command=command))
 
-    model = train_model(dataset, recipes.recipe_path(recipe), home.root(),
-                        launcher=launch_through_pipes)
+    model = train_model(dataset, recipe_path, layout.home, launcher=launch_through_pipes,
+                        shards=shards)
     record = model.record
     metadata = {
         "run_dir": md.path(record.run_dir),
+        **home.publish(record.run_dir, model.record_path),
         "checkpoint": md.path(record.checkpoint),
         "epochs": record.epochs,
         "devices": record.devices,
