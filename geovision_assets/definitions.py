@@ -34,7 +34,7 @@ def default_resources() -> dict:
     # `pipes` launches multi-device training (torchrun) for trained_model. The artifact root
     # is published to S3 when GEOVISION_ARTIFACT_ROOT names a prefix; S3Resource's unset
     # fields mean S3_ENDPOINT_URL and the standard AWS credential chain.
-    return {"home": GeovisionHome(s3=S3Resource()), "recipes": RecipeLibrary(),
+    return {"home": GeovisionHome(), "s3": S3Resource(), "recipes": RecipeLibrary(),
             "weights": DetectorWeights(), "pipes": PipesSubprocessClient(),
             "satellite": SatelliteSettings()}
 

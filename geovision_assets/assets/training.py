@@ -9,6 +9,7 @@ from dagster import (
     PipesSubprocessClient,
     asset,
 )
+from dagster_aws.s3 import S3Resource
 
 from geovision_assets import metadata as md
 from geovision_assets.assets.shards import hdf_shards, streaming_shards
@@ -22,8 +23,8 @@ from geovision_assets.resources import GeovisionHome, RecipeLibrary
              AssetDep(hdf_shards, partition_mapping=by_dataset),
              AssetDep(streaming_shards, partition_mapping=by_dataset)],
        pool="gpu", kinds={"pytorch", "lightning"})
-def trained_model(context: AssetExecutionContext, home: GeovisionHome, recipes: RecipeLibrary,
-                  pipes: PipesSubprocessClient) -> MaterializeResult:
+def trained_model(context: AssetExecutionContext, home: GeovisionHome, s3: S3Resource,
+                  recipes: RecipeLibrary, pipes: PipesSubprocessClient) -> MaterializeResult:
     """Train the recipe on the dataset, normalised with the train split's exact statistics,
     reading the shards the recipe names; evaluate the chosen checkpoint on the test split.
 
@@ -36,10 +37,11 @@ def trained_model(context: AssetExecutionContext, home: GeovisionHome, recipes: 
     recipe_path = recipes.recipe_path(recipe)
     source = load_config(recipe_path, dataset_name=dataset).data.source
     layout = home.layout()
-    home.fetch(layout.dataset(dataset), layout.index(dataset), layout.statistics(dataset),
+    sync = home.synced(s3)
+    sync.fetch(layout.dataset(dataset), layout.index(dataset), layout.statistics(dataset),
                *([layout.shards(dataset, "hdf")] if source == "hdf" else []))
     # MDS shards on a remote root are streamed from S3 into a local cache, not fetched whole.
-    shards = home.streamed(layout.shards(dataset, "mds")) if source == "streaming" else None
+    shards = sync.streamed(layout.shards(dataset, "mds")) if source == "streaming" else None
     launched = []
 
     def launch_through_pipes(command: list[str]) -> None:
@@ -50,7 +52,7 @@ def trained_model(context: AssetExecutionContext, home: GeovisionHome, recipes: 
     record = model.record
     metadata = {
         "run_dir": md.path(record.run_dir),
-        **home.publish(record.run_dir, model.record_path),
+        **sync.publish(record.run_dir, model.record_path),
         "checkpoint": md.path(record.checkpoint),
         "epochs": record.epochs,
         "devices": record.devices,

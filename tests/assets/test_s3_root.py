@@ -56,9 +56,9 @@ def deployment(s3_env, tmp_path, monkeypatch):
     for key in ("GEOVISION_ARTIFACT_ROOT", "S3_ENDPOINT_URL"):
         monkeypatch.delenv(key, raising=False)  # the resource alone configures them
     resources = {
-        "home": GeovisionHome(path=str(home), artifact_root=root, s3=S3Resource(
-            endpoint_url=s3_env.endpoint_url, aws_access_key_id=s3_env.access_key,
-            aws_secret_access_key=s3_env.secret_key)),
+        "home": GeovisionHome(path=str(home), artifact_root=root),
+        "s3": S3Resource(endpoint_url=s3_env.endpoint_url, aws_access_key_id=s3_env.access_key,
+                         aws_secret_access_key=s3_env.secret_key),
         "recipes": RecipeLibrary(path=str(recipes)), "pipes": PipesSubprocessClient()}
     (tmp_path / "dagster_home").mkdir()
     instance = DagsterInstance.local_temp(str(tmp_path / "dagster_home"))
@@ -115,8 +115,8 @@ def test_assets_publish_to_s3_and_training_streams_from_it(deployment):
     assert (run_dir / "evaluation" / "test_metrics.yaml").is_file()
 
     # the credentials are nowhere: event log, metadata, compute logs, run folders, artifacts
-    access_key = resources["home"].s3.aws_access_key_id
-    secret = resources["home"].s3.aws_secret_access_key
+    access_key = resources["s3"].aws_access_key_id
+    secret = resources["s3"].aws_secret_access_key
     events = serialize_value([e for run in runs + [evaluated]
                               for e in instance.all_logs(run.run_id)])
     assert access_key not in events and secret not in events
