@@ -6,7 +6,9 @@ statistics, run through the model in batches, and the chips' class probabilities
 stitched back by `geovision.data.stitching` (mean blending across the overlap) into a
 georeferenced raster with the scene's CRS and transform. Written to `out/`:
 
-    probabilities.tif   cloud-optimised GeoTIFF, one uint8 band per class (probability x 255)
+    probabilities.tif   cloud-optimised GeoTIFF, one uint8 band per class (probability x 255;
+                        0 in every band where the scene has no data: no nodata is declared,
+                        since 0 is also a probability)
     labels.tif          cloud-optimised GeoTIFF, uint8 class index, 255 = nodata
     quicklook.png       the labels in colour, at most 1024 px a side
     prediction.json     classes, band matching, class areas (km²), chips, timings
@@ -316,12 +318,14 @@ def _to_cog(tiled: Path, path: Path, compress: str, nodata: float | None = None,
     """The tiled GeoTIFF rewritten as a cloud-optimised GeoTIFF (overviews, ordered tiles).
     The overviews are built in the tiled file first and copied (FORCE_USE_EXISTING): the COG
     driver's own overview pass (OVERVIEWS=AUTO) took 3-4x longer on 5-band probabilities.
-    Labels take NEAREST overviews (classes stay classes)."""
+    Labels take NEAREST overviews (classes stay classes). `nodata` is declared (None: none,
+    so that a probability of 0 is averaged into the overviews as the value it is)."""
     import rasterio
     import rasterio.shutil
     from rasterio.enums import Resampling
 
     with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(tiled, "r+") as dst:
+        dst.nodata = nodata
         factors = overview_factors(dst.height, dst.width)
         if factors:
             dst.build_overviews(factors, Resampling[resampling.lower()])
@@ -330,8 +334,6 @@ def _to_cog(tiled: Path, path: Path, compress: str, nodata: float | None = None,
                "num_threads": "ALL_CPUS"}
     if compress.upper() in LEVELS:
         options["level"] = LEVELS[compress.upper()]
-    if nodata is not None:
-        options["nodata"] = nodata
     with atomic_file(path) as tmp:
         tmp.unlink(missing_ok=True)
         rasterio.shutil.copy(str(tiled), str(tmp), **options)
