@@ -15,10 +15,10 @@ from torch.utils.data import Dataset
 
 from geovision.data.image_io import ImageReadError, read_image, read_mask
 from geovision.data.splits import ROW_SPLITS, check_fractions, check_split_name, rows_in_split
+from geovision.data.tasks import TASKS
 from geovision.data.transforms import OneHot, ScaleNormalize
 from geovision.errors import DataError, GeovisionError
 
-TASKS = ("classification", "segmentation", "multilabel")
 CLASSIFICATION_COLUMNS = ("image_path", "label_str", "label_idx", "split")
 SEGMENTATION_COLUMNS = ("image_path", "mask_path", "split")
 MULTILABEL_COLUMNS = ("image_path", "label_str", "split")

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geovision.data.registry import DATASETS, get_dataset
+from geovision.data.tasks import Task
 from geovision.errors import ConfigError, UnknownNameError
 from geovision.experiment.workflows import DEFAULT_WORKFLOW, get_workflow, list_workflows
 from geovision.models.registry import check_model
@@ -156,7 +157,7 @@ class RecipeConfig(_Strict):
 
     project: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    task: Literal["classification", "segmentation", "multilabel"]
+    task: Task
     workflow: str = Field(DEFAULT_WORKFLOW, description="a registered workflow's name")
     random_seed: int
     model: ModelConfig

@@ -20,6 +20,7 @@ from torch import nn
 
 from geovision.data.temporal import TimeSeries
 from geovision.models.blocks import conv_bn_relu
+from geovision.models.registry import SEGMENTATION, register_model
 from geovision.models.small import SmallUNet
 
 
@@ -76,6 +77,7 @@ class TemporalAttention(nn.Module):
                 weights.view(b, h, w, self.heads, t).permute(0, 3, 4, 1, 2))
 
 
+@register_model(SEGMENTATION, name="small_utae")
 class SmallUTAE(nn.Module):
     """Temporal segmenter: shared per-date encoder (two levels), temporal attention at the
     lower level, attention-weighted skip, decoder; logits (B, num_classes, H, W)."""
@@ -119,6 +121,7 @@ class SmallUTAE(nn.Module):
         return self.out(self.dec(torch.cat([up, skip], dim=1)))
 
 
+@register_model(SEGMENTATION, name="single_date_unet")
 class SingleDateUNet(nn.Module):
     """The single-date baseline: SmallUNet on each series' first date, without its date."""
 

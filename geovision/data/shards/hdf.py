@@ -85,6 +85,11 @@ def write_hdf(dataset: GeoDataset, path: str | os.PathLike, *, compression: str 
                             num_bytes=path.stat().st_size)
 
 
+def split_file(folder: str | os.PathLike, split: str) -> Path:
+    """The HDF5 file of one split in a folder of `write_hdf_splits`."""
+    return Path(folder) / f"{split}.h5"
+
+
 def write_hdf_splits(dataset_cls: type[GeoDataset], root: str | os.PathLike,
                      out_dir: str | os.PathLike, *, df: pd.DataFrame | None = None,
                      splits: Sequence[str] = ("train", "val", "test"),
@@ -96,7 +101,7 @@ def write_hdf_splits(dataset_cls: type[GeoDataset], root: str | os.PathLike,
     """
     df = dataset_cls.build_df(root) if df is None else df
     return {split: write_hdf(dataset_cls(root, df=df, split=split, check_files=False),
-                             Path(out_dir) / f"{split}.h5", **kwargs)
+                             split_file(out_dir, split), **kwargs)
             for split in splits}
 
 

@@ -143,6 +143,25 @@ def is_remote(location: str | os.PathLike) -> bool:
     return urllib.parse.urlparse(str(location)).scheme != ""
 
 
+def join_location(location: str | os.PathLike, name: str) -> str:
+    """`location`/`name` for a local folder or a remote URI alike."""
+    return f"{str(location).rstrip('/')}/{name}"
+
+
+def read_attributes(location: str | os.PathLike) -> dict[str, Any]:
+    """The geovision.json of an MDS folder, local or on S3 (read through S3IO with
+    `S3_ENDPOINT_URL` and the standard AWS credentials, as streaming reads the shards)."""
+    path = join_location(location, ATTRIBUTES_FILE)
+    if not is_remote(path):
+        return json.loads(Path(path).read_text())
+    if not path.startswith("s3://"):
+        raise ConfigError(f"remote MDS folder {location}: only s3:// attributes are read")
+    from geovision.io.s3 import S3IO
+
+    return json.loads(S3IO(endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None)
+                      .read_bytes(path))
+
+
 def default_cache_dir(location: str) -> Path:
     """A cache folder of its own for each remote location (so for each split)."""
     return Layout().streaming_cache(location)
