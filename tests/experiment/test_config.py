@@ -238,5 +238,7 @@ def test_multilabel_refuses_metrics_without_a_multilabel_form():
 
 @pytest.mark.parametrize("path", sorted(Path("recipes").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_recipe_is_valid(path):
-    assert load_recipe(path).random_seed == 0
-    assert load_config(path, dataset_name="synthetic").dataset_name == "synthetic"
+    recipe = load_recipe(path)
+    assert recipe.random_seed == 0
+    dataset = "synthetic_temporal" if recipe.workflow == "temporal" else "synthetic"
+    assert load_config(path, dataset_name=dataset).dataset_name == dataset
