@@ -124,7 +124,7 @@ def test_workflow_picks_the_model_role_and_drops_label_metrics():
         parse_config(BASE | {"workflow": "moco", "model": {"name": "small_moco"},
                              "metrics": ["accuracy"]})
     with pytest.raises(ConfigError, match="workflow: unknown 'diffusion'; registered: gan, "
-                                          "moco, supervised, vae"):
+                                          "moco, supervised, temporal, vae"):
         parse_config(BASE | {"workflow": "diffusion"})
 
 
@@ -135,12 +135,13 @@ def test_each_workflow_module_registers_itself():
 
     files = sorted(p.stem for p in Path(workflows.__file__).parent.glob("*.py")
                    if p.stem not in workflows.NOT_WORKFLOWS and not p.stem.startswith("_"))
-    assert workflows.list_workflows() == files == ["gan", "moco", "supervised", "vae"]
+    assert workflows.list_workflows() == files == ["gan", "moco", "supervised", "temporal",
+                                                   "vae"]
     for name in files:
         spec = workflows.get_workflow(name)
         assert spec.module.__module__ == f"geovision.experiment.workflows.{name}"
-        assert spec.model_role("segmentation") == ("segmentation" if name == "supervised"
-                                                   else name)
+        labelled = name in ("supervised", "temporal")
+        assert spec.model_role("segmentation") == ("segmentation" if labelled else name)
     with pytest.raises(KeyError, match="Unknown workflow 'nope'; registered workflows: gan"):
         workflows.get_workflow("nope")
 
@@ -237,5 +238,7 @@ def test_multilabel_refuses_metrics_without_a_multilabel_form():
 
 @pytest.mark.parametrize("path", sorted(Path("recipes").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_recipe_is_valid(path):
-    assert load_recipe(path).random_seed == 0
-    assert load_config(path, dataset_name="synthetic").dataset_name == "synthetic"
+    recipe = load_recipe(path)
+    assert recipe.random_seed == 0
+    dataset = "synthetic_temporal" if recipe.workflow == "temporal" else "synthetic"
+    assert load_config(path, dataset_name=dataset).dataset_name == dataset
