@@ -34,7 +34,9 @@ Measured design choices (2-core VM, shared: ranges over runs), moved here from t
 - moments of a group of integer images in one call: per image, the Python around a call cost a
   fifth as much as the count itself;
 - 16-bit histograms counted into the binned table directly: with a table of all 65,536 values,
-  zeroed and scanned per band, a 13 x 64 x 64 image took 1,184 us, binned directly 81 us.
+  zeroed and scanned per band, a 13 x 64 x 64 image took 1,184 us, binned directly 81 us;
+- 8-bit tables of int32 rather than int64: 3x faster on a band of one value; the table fill
+  in a compiled function of its own: written inline, the loop compiled 35% slower.
 """
 
 from __future__ import annotations

@@ -1,20 +1,17 @@
 """`geovision satellite search|fetch|quota|inbox`: the daily-download library from a shell.
 
 The same calls as the sensors and the `satellite_scene` asset, on the same ledger: a scene
-fetched here counts against the day's budget and is not fetched again by a sensor.
+fetched here counts against the day's budget and is not fetched again by a sensor. A user's
+error (a GeovisionError) reaches `geovision.cli.main`, which prints it as one line and exits 2.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time
-from functools import wraps
 from pathlib import Path
 
 import typer
-
-from geovision.errors import GeovisionError
 
 satellite_app = typer.Typer(help="Daily satellite scenes: search providers, fetch within the "
                             "daily budget, show the quota ledger, manage delivery inboxes.",
@@ -24,18 +21,6 @@ CONFIG = typer.Option(None, "--config", help="satellite.yaml (default: "
                       "$GEOVISION_SATELLITE_CONFIG or ./satellite.yaml)")
 HOME = typer.Option(None, "--home", help="artifact root (default: $GEOVISION_HOME or "
                     "./.geovision_home)")
-
-
-def _user_errors(command: Callable) -> Callable:
-    """Print a GeovisionError as one line and exit 2, as the rest of the CLI does."""
-    @wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except GeovisionError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-    return wrapper
 
 
 def _open(config: Path | None, home: Path | None):
@@ -55,7 +40,6 @@ def _day(value: str | None, end: bool = False) -> datetime | None:
 
 
 @satellite_app.command("search")
-@_user_errors
 def search_command(
     provider: str = typer.Argument(..., help="provider name in satellite.yaml"),
     start: str | None = typer.Option(None, "--start", help="YYYY-MM-DD (default: the "
@@ -79,7 +63,6 @@ def search_command(
 
 
 @satellite_app.command("fetch")
-@_user_errors
 def fetch_command(
     provider: str = typer.Argument(..., help="provider name in satellite.yaml"),
     keys: list[str] = typer.Argument(None, help="scene keys (default: what a sensor tick "
@@ -104,7 +87,6 @@ def fetch_command(
 
 
 @satellite_app.command("quota")
-@_user_errors
 def quota_command(
     provider: str | None = typer.Argument(None, help="one provider (default: all)"),
     day: str | None = typer.Option(None, "--day", help="UTC day YYYY-MM-DD (default: today)"),
@@ -138,7 +120,6 @@ def quota_command(
 
 
 @satellite_app.command("inbox")
-@_user_errors
 def inbox_command(
     provider: str = typer.Argument(..., help="an inbox provider (prisma, worldview...)"),
     add: list[Path] = typer.Option(None, "--add", help="copy a delivered zip into the inbox"),

@@ -1,8 +1,9 @@
 """The pipeline's steps as plain functions, one per asset of the Dagster graph, each named for
 what it does: compute_statistics, write_eda_report, write_hdf_shards / write_streaming_shards,
-extract_features, train_model, evaluate_model, explain_model (acquire_dataset and build_index,
-the first two, are in geovision.data.acquire). `build_upstream` runs the ones a later step
-needs and finds missing, as the CLI does before training.
+extract_features, train_model, evaluate_model, explain_model, predict_scene_with_recipe
+(acquire_dataset and build_index, the first two, are in geovision.data.acquire).
+`build_upstream` runs the ones a later step needs and finds missing, as the CLI does before
+training.
 
 Each step reads what earlier steps wrote under the artifact root, writes its own artifact
 there, and returns what a caller needs to report it. The Dagster assets, the CLI, notebooks and
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from geovision.data.acquire import index_path, load_index, manifest_path
+from geovision.data.acquire import load_index
 from geovision.data.registry import get_dataset
 from geovision.errors import ConfigError, DataError, MissingDataError
 from geovision.experiment.model_record import ModelRecord
@@ -31,13 +32,17 @@ from geovision.io.atomic import atomic_file
 from geovision.layout import Layout
 
 if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
     from geovision.analysis.attribution.report import AttributionReport
     from geovision.analysis.eda import EdaReport
+    from geovision.data.base import GeoDataset
     from geovision.data.shards.common import ShardWriteResult
     from geovision.experiment.config import ExperimentConfig
     from geovision.experiment.runtime.distributed import Launcher
     from geovision.experiment.runtime.evaluate import Evaluation
     from geovision.features.extract import ExtractionResult
+    from geovision.inference.scene import ScenePrediction
 
 SHARD_SPLITS = ("train", "val", "test")
 VERIFY_SAMPLES = 16
@@ -60,10 +65,6 @@ class StatisticsArtifact:
     index_df_hash: str
 
 
-def statistics_dir(name: str, home: Path | None = None) -> Path:
-    return Layout(home).statistics(name)
-
-
 def compute_statistics(name: str, home: Path | None = None, *, progress: bool = True,
                        on_error: str = "raise") -> StatisticsArtifact:
     """Exact per-image statistics joined to the df, plus per-split aggregates and the train
@@ -82,8 +83,8 @@ def compute_statistics(name: str, home: Path | None = None, *, progress: bool = 
     stats = compute_image_statistics(dataset_cls, layout.dataset(name), df,
                                      progress=progress, on_error=on_error)
     table, bands = stats.table, dataset_cls.BANDS
-    out = statistics_dir(name, home)
-    with atomic_file(out / "per_image.parquet") as tmp:
+    table_path, summary_path = layout.statistics_table(name), layout.statistics_summary(name)
+    with atomic_file(table_path) as tmp:
         table.to_parquet(tmp, index=True)
     splits = {}
     for split in ("train", "val", "test", "all"):
@@ -95,17 +96,17 @@ def compute_statistics(name: str, home: Path | None = None, *, progress: bool = 
     summary = {"bands": list(bands), "train_means": list(means), "train_std_devs": list(stds),
                "splits": splits, "index_df_hash": hash_dataframe(df),
                "skipped": [list(s) for s in stats.skipped]}
-    with atomic_file(out / "summary.json") as tmp:
+    with atomic_file(summary_path) as tmp:
         tmp.write_text(json.dumps(summary, indent=1) + "\n")
     return StatisticsArtifact(
-        table_path=out / "per_image.parquet", summary_path=out / "summary.json",
+        table_path=table_path, summary_path=summary_path,
         num_images=len(table), index_rows=len(df), skipped=stats.skipped, means=means,
         std_devs=stds, problems=check_statistics(table, bands, df),
         data_version=hash_dataframe(table), index_df_hash=summary["index_df_hash"])
 
 
 def load_statistics_summary(name: str, home: Path | None = None) -> dict[str, Any]:
-    path = statistics_dir(name, home) / "summary.json"
+    path = Layout(home).statistics_summary(name)
     if not path.is_file():
         raise MissingDataError(f"No statistics for dataset {name!r} at {path}: materialize "
                                 "image_statistics for it first (or call compute_statistics).")
@@ -117,7 +118,7 @@ def write_eda_report(name: str, home: Path | None = None) -> EdaReport:
     from geovision.analysis.eda import eda_report
 
     layout = Layout(home)
-    table = pd.read_parquet(layout.statistics(name) / "per_image.parquet")
+    table = pd.read_parquet(layout.statistics_table(name))
     return eda_report(get_dataset(name), table, layout.eda(name))
 
 
@@ -135,23 +136,18 @@ class ShardsArtifact:
     index_df_hash: str
 
 
-def shards_dir(name: str, kind: str, home: Path | None = None) -> Path:
-    """`kind` is "hdf" or "mds"."""
-    return Layout(home).shards(name, kind)
-
-
 def write_hdf_shards(name: str, home: Path | None = None, *, compression: str | None = None,
                      progress: bool = True) -> ShardsArtifact:
     """One HDF5 file per split, then a sample of records read back and compared."""
-    from geovision.data.shards.hdf import HdfDataset, write_hdf_splits
+    from geovision.data.shards.hdf import HdfDataset, split_file, write_hdf_splits
 
-    home = Layout(home).home
-    out = shards_dir(name, "hdf", home)
+    layout = Layout(home)
+    home, out = layout.home, layout.shards(name, "hdf")
     return _write_and_verify(
         name, home, out,
         lambda cls, root, df: write_hdf_splits(cls, root, out, df=df, splits=SHARD_SPLITS,
                                                compression=compression, progress=progress),
-        lambda split, source: HdfDataset(out / f"{split}.h5", source.sample_transform))
+        lambda split, source: HdfDataset(split_file(out, split), source.sample_transform))
 
 
 def write_streaming_shards(name: str, home: Path | None = None, *, remote: str | None = None,
@@ -184,8 +180,9 @@ def write_shards(name: str, format: str, home: Path | None = None, *,
 
 
 def _write_and_verify(name: str, home: Path, out: Path,
-                      write: Callable[[Any, Path, pd.DataFrame], dict[str, ShardWriteResult]],
-                      open_reader: Callable[[str, Any], Any]) -> ShardsArtifact:
+                      write: Callable[[type[GeoDataset], Path, pd.DataFrame],
+                                      dict[str, ShardWriteResult]],
+                      open_reader: Callable[[str, GeoDataset], Dataset]) -> ShardsArtifact:
     from geovision.data.shards.verify import compare_with_source
 
     dataset_cls, df = get_dataset(name), load_index(name, home)
@@ -269,12 +266,8 @@ class ModelArtifact:
     upstream: dict[str, str] = field(default_factory=dict)
 
 
-def model_record_path(dataset: str, recipe: str, home: Path | None = None) -> Path:
-    return Layout(home).model_record(dataset, recipe)
-
-
 def load_model_record(dataset: str, recipe: str, home: Path | None = None) -> ModelRecord:
-    path = model_record_path(dataset, recipe, home)
+    path = Layout(home).model_record(dataset, recipe)
     if not path.is_file():
         raise MissingDataError(f"No trained model for dataset={dataset} recipe={recipe} "
                                 f"({path}): materialize trained_model for it first.")
@@ -282,11 +275,13 @@ def load_model_record(dataset: str, recipe: str, home: Path | None = None) -> Mo
 
 
 def train_model(dataset: str, recipe_path: Path, home: Path | None = None, *,
-                progress: bool = True, launcher: Launcher | None = None) -> ModelArtifact:
+                progress: bool = True, launcher: Launcher | None = None,
+                shards: Path | str | None = None) -> ModelArtifact:
     """Train the recipe on the dataset's index, normalised with the train split's exact
     statistics and read from the shards the recipe names; evaluate the chosen checkpoint;
     record it as the (dataset, recipe) model. `launcher` runs the torchrun command of a
-    multi-device recipe (default: a subprocess)."""
+    multi-device recipe (default: a subprocess). `shards` overrides where the shards are read
+    (default: the local folder of the recipe's source); an s3:// MDS prefix is streamed."""
     from geovision.experiment.config import load_config
     from geovision.experiment.runtime.train import train
 
@@ -297,9 +292,10 @@ def train_model(dataset: str, recipe_path: Path, home: Path | None = None, *,
     df = load_index(dataset, home)
     summary = load_statistics_summary(dataset, home)
     means, stds = summary["train_means"], summary["train_std_devs"]
-    shards = layout.shards_for_source(dataset, config.data.source)
+    if shards is None:
+        shards = layout.shards_for_source(dataset, config.data.source)
     upstream = {"index_df_hash": hash_dataframe(df),
-                "statistics_sha256": sha256_file(statistics_dir(dataset, home) / "summary.json"),
+                "statistics_sha256": sha256_file(layout.statistics_summary(dataset)),
                 "recipe_sha256": sha256_file(recipe_path)}
     result = train(config, home=home, root=layout.dataset(dataset), df=df,
                    normalisation={"means": means, "std_devs": stds}, shards_dir=shards,
@@ -310,7 +306,7 @@ def train_model(dataset: str, recipe_path: Path, home: Path | None = None, *,
         workflow=config.workflow, devices=config.trainer.devices, means=means, std_devs=stds,
         test_metrics=result.test_metrics, chance_accuracy=result.chance_accuracy,
         checkpoint_sha256=sha256_file(result.checkpoint))
-    path = model_record_path(dataset, recipe_path.stem, home)
+    path = layout.model_record(dataset, recipe_path.stem)
     with atomic_file(path) as tmp:
         tmp.write_text(record.to_json())
     return ModelArtifact(record_path=path, record=record, plots=result.plots, config=config,
@@ -345,15 +341,17 @@ def explain_model(dataset: str, recipe: str, home: Path | None = None, *,
     """The six-method attribution report of the recorded (dataset, recipe) model on the
     first test images: maps, faithfulness and randomisation scores, a markdown summary."""
     from geovision.analysis.attribution.report import attribution_report
-    from geovision.data.transforms import ScaleNormalize
     from geovision.experiment.runtime.train import load_module
 
     layout = Layout(home)
     record = load_model_record(dataset, recipe, layout.home)
     dataset_cls = get_dataset(dataset)
+    if dataset_cls.TEMPORAL:
+        raise ConfigError(f"{dataset} is a time series dataset: the attribution methods "
+                          "explain models of single images. Skip attribution_report for it.")
     test_set = dataset_cls(layout.dataset(dataset), df=load_index(dataset, layout.home),
-                           split="test", image_transform=ScaleNormalize(
-                               record.means, record.std_devs, dataset_cls.SCALE))
+                           split="test", image_transform=dataset_cls.standardiser(
+                               record.means, record.std_devs))
     module = load_module(record.checkpoint)
     return attribution_report(module.model, test_set,
                               layout.attribution(dataset, recipe),
@@ -367,16 +365,24 @@ def raw_dataset_is_complete(name: str, home: Path | None = None) -> bool:
     """Whether the raw files were acquired and every file the manifest lists is still there
     (hashing every file again is the raw_dataset asset's job, not a quick check's)."""
     layout = Layout(home)
-    manifest = manifest_path(name, layout.home)
+    manifest = layout.manifest(name)
     if not manifest.is_file():
         return False
     root = layout.dataset(name)
     return all((root / relative).is_file() for relative in json.loads(manifest.read_text()))
 
 
+def statistics_fit_index(name: str, home: Path | None = None) -> bool:
+    """Whether the statistics summary exists and was computed from the current index."""
+    layout = Layout(home)
+    path = layout.statistics_summary(name)
+    return path.is_file() and json.loads(path.read_text()).get("index_df_hash") == \
+        hash_dataframe(load_index(name, layout.home))
+
+
 def shards_fit_index(name: str, format: str, home: Path | None = None) -> bool:
     """Whether every split's shard of `format` exists and was written from the current index."""
-    from geovision.data.shards.hdf import HdfDataset
+    from geovision.data.shards.hdf import HdfDataset, split_file
     from geovision.data.shards.streaming import ATTRIBUTES_FILE, INDEX_FILE
 
     layout = Layout(home)
@@ -384,7 +390,7 @@ def shards_fit_index(name: str, format: str, home: Path | None = None) -> bool:
     expected = hash_dataframe(load_index(name, layout.home))
     for split in SHARD_SPLITS:
         if format == "hdf":
-            path = folder / f"{split}.h5"
+            path = split_file(folder, split)
             if not path.is_file() or HdfDataset(path, None).attrs.get("df_hash") != expected:
                 return False
         else:
@@ -416,9 +422,9 @@ def build_upstream(name: str, home: Path | None = None, *, shards: str | None = 
 
     if not raw_dataset_is_complete(name, home):
         step("acquire the raw dataset", lambda: acquire_dataset(name, home))
-    if not index_path(name, home).is_file():
+    if not layout.index(name).is_file():
         step("build the index", lambda: build_index(name, home))
-    if statistics and not (layout.statistics(name) / "summary.json").is_file():
+    if statistics and not statistics_fit_index(name, home):
         step("compute statistics", lambda: compute_statistics(name, home, progress=progress))
     if shards is not None and not shards_fit_index(name, shards, home):
         step(f"write {shards} shards", lambda: write_shards(name, shards, home,
@@ -451,8 +457,8 @@ def scene_path(scene: str, home: Path | None = None) -> Path:
 GENERATED_SCENE_SIZE = 1024
 
 
-def scene_predictions(scene: str, recipe_path: Path, home: Path | None = None, *,
-                      device: str = "cpu", progress: bool = True) -> Any:
+def predict_scene_with_recipe(scene: str, recipe_path: Path, home: Path | None = None, *,
+                              device: str = "cpu", progress: bool = True) -> ScenePrediction:
     """Apply the recipe's model (trained on the dataset its `inference` section names) to
     the scene; outputs under Layout.predictions(recipe, provider, key)."""
     from geovision.experiment.config import load_recipe

@@ -10,10 +10,12 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from pathlib import Path
 
 from dagster import DagsterInstance, ExecuteInProcessResult, MultiPartitionKey, materialize
 
+from geovision.experiment.model_record import ModelRecord
 from geovision_assets.definitions import (
     DATASET_ASSETS,
     MODEL_ASSETS,
@@ -29,7 +31,9 @@ SCENE = "generated:demo"  # a generated scene when no satellite provider is conf
 
 @dataclass
 class DemoResult:
-    summary: dict
+    record: ModelRecord  # the trained (dataset, recipe) model, as the pipeline recorded it
+    seconds: float
+    home: Path
     runs: list[ExecuteInProcessResult]
 
 
@@ -55,10 +59,9 @@ def run_demo(instance: DagsterInstance, dataset: str = DATASET, recipe: str = RE
     scene_key = MultiPartitionKey({"recipe": recipe, "scene": scene})
     runs.append(materialize(SCENE_ASSETS, partition_key=str(scene_key), instance=instance,
                             resources=resources))
-    record = load_model_record(dataset, recipe, resources["home"].root())
-    summary = {"seconds": round(time.perf_counter() - started, 1),
-               "home": str(resources["home"].root()), **asdict(record)}
-    return DemoResult(summary=summary, runs=runs)
+    home = resources["home"].root()
+    return DemoResult(record=load_model_record(dataset, recipe, home),
+                      seconds=round(time.perf_counter() - started, 1), home=home, runs=runs)
 
 
 def main() -> int:
@@ -66,15 +69,16 @@ def main() -> int:
         print("Set DAGSTER_HOME to keep the demo's history (make demo does this).",
               file=sys.stderr)
         return 2
-    summary = run_demo(DagsterInstance.get()).summary
-    accuracy = summary["test_metrics"].get("test_accuracy")
+    result = run_demo(DagsterInstance.get())
+    record = result.record
+    accuracy = record.test_metrics.get("test_accuracy")
     print("\n=== geovision demo ===")
-    print(f"materialized in {summary['seconds']} s; artifacts under {summary['home']}")
-    print(f"run folder:  {summary['run_dir']}")
-    print(f"checkpoint:  {summary['checkpoint']}")
-    print(f"test accuracy {accuracy:.3f} vs chance {summary['chance_accuracy']:.3f} "
+    print(f"materialized in {result.seconds} s; artifacts under {result.home}")
+    print(f"run folder:  {record.run_dir}")
+    print(f"checkpoint:  {record.checkpoint}")
+    print(f"test accuracy {accuracy:.3f} vs chance {record.chance_accuracy:.3f} "
           "(always predicting the most frequent class)")
-    print(json.dumps(summary["test_metrics"], indent=1))
+    print(json.dumps(record.test_metrics, indent=1))
     print("Open the UI on this history:  make ui   (then http://127.0.0.1:3000)")
     return 0
 

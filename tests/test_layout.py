@@ -10,6 +10,8 @@ def test_paths_follow_the_documented_tree(tmp_path):
     assert layout.home == tmp_path.resolve()
     assert layout.dataset("eurosat") == layout.home / "datasets" / "eurosat"
     assert layout.index("eurosat") == layout.home / "index" / "eurosat.parquet"
+    assert layout.statistics_table("d") == layout.home / "statistics" / "d" / "per_image.parquet"
+    assert layout.statistics_summary("d") == layout.statistics("d") / "summary.json"
     assert layout.shards("eurosat", "mds") == layout.home / "shards" / "eurosat" / "mds"
     assert layout.runs("p", "n") == layout.home / "runs" / "p" / "n"
     assert layout.model_record("d", "r") == layout.home / "models" / "d" / "r.json"

@@ -34,19 +34,10 @@ class DatasetIndex:
     data_version: str
 
 
-def manifest_path(name: str, home: Path | None = None) -> Path:
-    return Layout(home).manifest(name)
-
-
-def index_path(name: str, home: Path | None = None) -> Path:
-    return Layout(home).index(name)
-
-
 def acquire_dataset(name: str, home: Path | None = None) -> RawDataset:
     """Download (or generate) dataset `name` under the artifact root and record a sha256
     manifest of every file, whose hash is the raw data's version."""
     layout = Layout(home)
-    home = layout.home
     dataset_cls = get_dataset(name)
     root = layout.dataset(name)
     dataset_cls.download_and_extract(root)
@@ -55,7 +46,7 @@ def acquire_dataset(name: str, home: Path | None = None) -> RawDataset:
         raise MissingDataError(f"{root} holds no files after download_and_extract; remove the "
                                "folder and run again.")
     manifest = {p.relative_to(root).as_posix(): sha256_file(p) for p in files}
-    path = manifest_path(name, home)
+    path = layout.manifest(name)
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return RawDataset(name=name, root=root, manifest_path=path, num_files=len(files),
@@ -67,17 +58,16 @@ def build_index(name: str, home: Path | None = None, random_seed: int | None = N
                 val_split: float | None = None, test_split: float | None = None) -> DatasetIndex:
     """Build the dataset's df (its identity: samples, labels, splits) and save it as parquet."""
     layout = Layout(home)
-    home = layout.home
     dataset_cls = get_dataset(name)
     df = dataset_cls.build_df(layout.dataset(name), random_seed, val_split, test_split)
-    path = index_path(name, home)
+    path = layout.index(name)
     with atomic_file(path) as tmp:
         df.to_parquet(tmp, index=True)
     return DatasetIndex(name=name, path=path, df=df, data_version=hash_dataframe(df))
 
 
 def load_index(name: str, home: Path | None = None) -> pd.DataFrame:
-    path = index_path(name, home)
+    path = Layout(home).index(name)
     if not path.is_file():
         raise MissingDataError(f"No index for dataset {name!r} at {path}: materialize "
                                "dataset_index for it first (or call build_index).")

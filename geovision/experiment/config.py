@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from geovision.data.registry import DATASETS, get_dataset
+from geovision.data.tasks import Task
 from geovision.errors import ConfigError, UnknownNameError
 from geovision.experiment.workflows import DEFAULT_WORKFLOW, get_workflow, list_workflows
 from geovision.models.losses import PRESETS, Normalize
@@ -238,7 +239,7 @@ class RecipeConfig(_Strict):
 
     project: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    task: Literal["classification", "segmentation", "multilabel"]
+    task: Task
     workflow: str = Field(DEFAULT_WORKFLOW, description="a registered workflow's name")
     random_seed: int
     model: ModelConfig

@@ -43,8 +43,9 @@ class DetectorConfig:
     num_attributes: int = 400
     class_agnostic_boxes: bool = False
     box_reg_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
-    # Region selection (see selection.select_regions). For feature extraction the published
-    # extractor replaces the detector's ordinary per-class NMS (0.6) with this sweep.
+    # Region selection (see selection.select_regions). For feature extraction
+    # py-bottom-up-attention's notebooks replace the detector's ordinary per-class NMS (0.6)
+    # with this sweep.
     score_thresh: float = 0.2
     nms_thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
     # Input: BGR minus the caffe mean, short side `min_size`, long side at most `max_size`.

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from geovision.errors import ConfigError, RemoteError
 from geovision.io.atomic import atomic_file
+from geovision.layout import Layout
 
 LOG_SUFFIXES = (".log", ".exit")
 
@@ -258,8 +259,9 @@ class SSHIO:
         return PullReport(copied=copied, unchanged=unchanged)
 
     def pull_runs(self, home: str | os.PathLike, logs: str | os.PathLike) -> PullReport:
-        """Pull <root>/home/runs into `home`/runs and <root>/logs into `logs`."""
-        runs = self.pull("home/runs", Path(home) / "runs")
+        """Pull <root>/home/runs into the runs folder of the artifact root `home`, and
+        <root>/logs into `logs`."""
+        runs = self.pull("home/runs", Layout(home).runs())
         logged = self.pull("logs", logs)
         return PullReport(copied=[f"runs/{r}" for r in runs.copied]
                           + [f"logs/{r}" for r in logged.copied],

@@ -26,10 +26,11 @@ def scene_predictions(context: AssetExecutionContext, home: GeovisionHome,
     import pandas as pd
 
     from geovision.hashing import sha256_file
-    from geovision.pipeline import scene_predictions as predict
+    from geovision.pipeline import predict_scene_with_recipe
 
     scene, recipe = scene_and_recipe(context.partition_key)
-    result = predict(scene, recipes.recipe_path(recipe), home.root(), progress=False)
+    result = predict_scene_with_recipe(scene, recipes.recipe_path(recipe), home.root(),
+                                       progress=False)
     areas = pd.DataFrame({"km2": result.class_areas_km2}).rename_axis("class")
     return MaterializeResult(
         data_version=DataVersion(sha256_file(result.files["labels"])),

@@ -105,7 +105,7 @@ def test_eda_report(demo):
 
 def test_model_outputs(demo):
     instance, result, home = demo
-    record = result.summary
+    record = result.record
     assert record.test_metrics["test_accuracy"] > record.chance_accuracy + 0.3
     metrics = pd.read_csv(Path(record.run_dir) / "metrics.csv")
     assert metrics["epoch"].tolist() == [0, 1, 2]
@@ -126,7 +126,7 @@ def test_model_outputs(demo):
 
 def test_model_evaluation(demo):
     instance, result, _ = demo
-    record = result.summary
+    record = result.record
     meta = instance.get_latest_materialization_event(
         AssetKey("model_evaluation")).asset_materialization.metadata
     # The evaluation of the recorded checkpoint repeats the test metrics of the training run.

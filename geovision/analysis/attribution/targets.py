@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from geovision.data.tasks import TASKS
 from geovision.errors import ConfigError
-
-TASKS = ("classification", "multilabel", "segmentation")
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ Integer outputs are rounded to the nearest value, halves up.
 """
 
 from geovision.data.stitching.grid import (
-           BLOCK_ROWS,
-           accumulator_dtype,
-           cosine_weights,
-           grid_overlap,
+    BLOCK_ROWS,
+    accumulator_dtype,
+    cosine_weights,
+    grid_overlap,
 )
 from geovision.data.stitching.scene import BLENDS, GEOTIFF_SUFFIXES, StitchResult, stitch
 

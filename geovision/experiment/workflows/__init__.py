@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from geovision.data.tasks import TASKS
 from geovision.errors import MissingDataError, UnknownNameError
 
 if TYPE_CHECKING:
     from geovision.experiment.config import ExperimentConfig, RecipeConfig
     from geovision.experiment.workflows.base import ExperimentModule
 
-TASKS = ("classification", "segmentation", "multilabel")
 UNLABELLED_TASKS = TASKS  # pretraining on images alone works on any dataset
 DEFAULT_WORKFLOW = "supervised"
 NOT_WORKFLOWS = {"augment", "base"}  # helper modules of this package

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from geovision.data.mixing import BatchMixer
 from geovision.data.registry import get_dataset
+from geovision.data.tasks import TASKS
 from geovision.experiment.metrics import IGNORE, make_metrics, mask_to_index
 from geovision.experiment.regularizers import PairwiseTerms
 from geovision.experiment.workflows import Workflow, register_workflow
@@ -137,5 +138,5 @@ class SupervisedModule(ExperimentModule):
 
 register_workflow(Workflow(
     name="supervised", module=SupervisedModule,
-    tasks=("classification", "segmentation", "multilabel"), uses_labels=True,
+    tasks=TASKS, uses_labels=True,
     description="trains on the labels (or masks) with the dataset's task"))
