@@ -16,15 +16,24 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, get_args
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from geovision.data.registry import DATASETS, get_dataset
 from geovision.data.tasks import Task
 from geovision.errors import ConfigError, UnknownNameError
 from geovision.experiment.workflows import DEFAULT_WORKFLOW, get_workflow, list_workflows
+from geovision.models.losses import PRESETS, Normalize
 from geovision.models.registry import check_model
 
 Transform = Literal["hflip", "vflip", "rot90"]
@@ -134,6 +143,79 @@ class CheckpointConfig(_Strict):
     every_n_epochs: int = Field(1, ge=1)
 
 
+class _Term(_Strict):
+    @model_validator(mode="before")
+    @classmethod
+    def _weight_alone(cls, data: Any) -> Any:
+        """`term: 0.5` is short for `term: {weight: 0.5}`."""
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return {"weight": data}
+        return data
+
+
+class CrossEntropyTerm(_Term):
+    """The task's cross-entropy (binary per label for multilabel). On segmentation masks it is
+    partial: pixels of no class (the dataset's IGNORE_INDEX, e.g. everything off the scribbles)
+    are left out, and a batch without a labelled pixel adds 0."""
+
+    weight: float = Field(1.0, ge=0)
+
+
+class RampConfig(_Strict):
+    """The weight rises linearly from 0 at `start` to full at `end` (fractions of the training
+    steps); {start: 0, end: 0} turns a preset's ramp off."""
+
+    start: float = Field(ge=0, le=1)
+    end: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RampConfig:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+
+class PairwiseTerm(_Term):
+    """A Potts or normalized-cut regulariser (geovision.models.losses) on the softmax output.
+
+    Settings left out come from `preset`. sigma_rgb is in units of the images scaled to [0, 1]
+    (rloss's 15 on 0-255 is 0.0588): the standardised bands the model sees are multiplied back
+    by the dataset's STD_DEVS before the affinity is computed. sigma_xy and radius are in
+    pixels. `roi`: the pixels the term sees, all of the image (as rloss does with scribbles) or
+    only the labelled ones (when unlabelled pixels are nodata)."""
+
+    weight: float | None = Field(None, ge=0, description="None: the preset's published weight")
+    preset: str = "zorzi"
+    sigma_rgb: float | None = Field(None, gt=0)
+    sigma_xy: float | None = Field(None, gt=0)
+    radius: int | None = Field(None, ge=1, le=16)
+    scale: float | None = Field(None, gt=0, le=1)
+    normalize: Normalize | None = None
+    ramp: RampConfig | None = Field(None, description="None: the preset's ramp, if any")
+    roi: Literal["image", "labelled"] = "image"
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, name: str) -> str:
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+        return name
+
+
+class LossConfig(_Strict):
+    """The training loss as weighted terms: `{ce: 1.0, potts: {weight: ..., preset: ...}}`.
+    The default is cross-entropy alone. Potts and normalized cut serve segmentation."""
+
+    ce: CrossEntropyTerm = CrossEntropyTerm()
+    potts: PairwiseTerm | None = None
+    normalized_cut: PairwiseTerm | None = None
+
+    def pairwise(self) -> dict[str, PairwiseTerm]:
+        """The regularisers that are set, by name."""
+        return {name: term for name in ("potts", "normalized_cut")
+                if (term := getattr(self, name)) is not None}
+
+
 def _default_metrics(data: dict[str, Any]) -> tuple[str, ...]:
     try:
         labelled = get_workflow(data.get("workflow", DEFAULT_WORKFLOW)).uses_labels
@@ -168,6 +250,7 @@ class RecipeConfig(_Strict):
     swa: SWAConfig = SWAConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     metrics: tuple[str, ...] = Field(default_factory=_default_metrics)
+    loss: LossConfig = LossConfig()
     inference: InferenceConfig | None = None
 
     @property
@@ -189,7 +272,7 @@ class RecipeConfig(_Strict):
             raise ValueError(f"workflow: {self.workflow} serves {', '.join(workflow.tasks)}, "
                              f"not {self.task}")
         checks = (self._check_model, self._check_metrics, self._check_mixing,
-                  self._check_trainer, self._check_swa,
+                  self._check_trainer, self._check_swa, self._check_loss,
                   *([lambda: workflow.check(self)] if workflow.check else []))
         problems = [p for check in checks if (p := check())]
         if problems:
@@ -215,8 +298,9 @@ class RecipeConfig(_Strict):
         if self.metrics and not self.workflow_spec.uses_labels:
             return (f"metrics: {list(self.metrics)} need labels, which the {self.workflow} "
                     "workflow does not use; remove them (its losses are logged anyway)")
+        terms = ("ce", *self.loss.pairwise()) if self.loss.pairwise() else ()
         monitors = [f"{stage}_{name}" for stage in ("val", "train")
-                    for name in ("loss", *self.metrics)]
+                    for name in ("loss", *terms, *self.metrics)]
         if self.checkpoint.monitor not in monitors:
             return (f"checkpoint.monitor: {self.checkpoint.monitor!r} is not logged; use one "
                     f"of {', '.join(monitors)}")
@@ -249,8 +333,28 @@ class RecipeConfig(_Strict):
                     f"trainer.max_epochs={self.trainer.max_epochs}; start averaging earlier")
         return None
 
+    def _check_loss(self) -> str | None:
+        if self.loss == LossConfig():
+            return None
+        if not self.workflow_spec.uses_labels:
+            return (f"loss: the {self.workflow} workflow has losses of its own; remove the loss "
+                    "section")
+        pairwise = self.loss.pairwise()
+        if pairwise and self.task != "segmentation":
+            return (f"loss: {', '.join(pairwise)} regularise segmentation masks, not "
+                    f"{self.task}; for {self.task} the only term is ce")
+        weights = [self.loss.ce.weight, *(term.weight if term.weight is not None
+                                          else PRESETS[term.preset].weight
+                                          for term in pairwise.values())]
+        if not any(weights):
+            return "loss: every term has weight 0; give one a positive weight"
+        return None
+
     def with_dataset(self, dataset_name: str) -> ExperimentConfig:
         return ExperimentConfig(dataset_name=dataset_name, **self.model_dump())
+
+
+HASH_IF_SET = ("loss",)
 
 
 class ExperimentConfig(RecipeConfig):
@@ -270,8 +374,14 @@ class ExperimentConfig(RecipeConfig):
         return self
 
     def config_hash(self) -> str:
-        """Stable across key order, YAML formatting and defaults spelled out or left out."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Stable across key order, YAML formatting and defaults spelled out or left out.
+        Sections added after runs were first recorded (HASH_IF_SET) count only when they
+        differ from their default, so those runs keep their hash."""
+        dumped = self.model_dump(mode="json")
+        for name in HASH_IF_SET:
+            if getattr(self, name) == type(self).model_fields[name].default:
+                del dumped[name]
+        canonical = json.dumps(dumped, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -296,11 +406,21 @@ def _model_at(kind: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     current: Any = kind
     for part in loc:
         field = current.model_fields.get(str(part)) if isinstance(current, type) else None
-        if field is None or not (isinstance(field.annotation, type)
-                                 and issubclass(field.annotation, BaseModel)):
+        annotation = _section(field.annotation) if field is not None else None
+        if annotation is None:
             return None
-        current = field.annotation
+        current = annotation
     return current
+
+
+def _section(annotation: Any) -> type[BaseModel] | None:
+    """The config section a field holds: its model class, also when it may be None."""
+    if get_origin(annotation) in (Union, UnionType):
+        models = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = models[0] if len(models) == 1 else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
 
 
 def parse_config(data: dict[str, Any], kind: type[RecipeConfig] = ExperimentConfig,

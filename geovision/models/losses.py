@@ -10,11 +10,13 @@ d = W 1 the degree of each pixel. Per image,
 Potts is the soft count of affinity cut by the segmentation (>= 0, 0 for a hard map constant
 over the image); NC divides each class's cut by its volume, so it does not depend on the scale of
 W. Both are computed on a local window (every pixel with those at most `radius` rows and
-columns away; the centre pixel is left out), in pure torch with `F.unfold`, so they run on any
-device and autograd gives the gradient (-2 W S for Potts). The affinity is data, built without
-gradient: W_ij = exp(-|I_i - I_j|^2 / (2 sigma_rgb^2) - |p_i - p_j|^2 / (2 sigma_xy^2)), the
-squared distance summed over every band of `image` (any band count). `dense_gaussian_affinity`
-builds the full N x N matrix for small images: the oracle for the local version.
+columns away; the centre pixel is left out) in pure torch, so they run on any device. W is
+symmetric, so the window stores each pair once (half the offsets), and the gradient is written
+out from W S (for Potts, -2 W S): backward keeps no window of copies. The affinity is data,
+built without gradient: W_ij = exp(-|I_i - I_j|^2 / (2 sigma_rgb^2) - |p_i - p_j|^2 /
+(2 sigma_xy^2)), the squared distance summed over every band of `image` (any band count).
+`dense_gaussian_affinity` builds the full N x N matrix for small images: the local version's
+oracle.
 
 A region of interest (`roi`, (B, H, W) bool) zeroes every affinity that touches a pixel outside
 it, so those pixels contribute nothing, whatever their probabilities.
@@ -104,30 +106,60 @@ def get_preset(name: str) -> Preset:
         raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}") from None
 
 
-class LocalAffinity:
-    """W on a (2r+1)^2 window: `weights` (B, (2r+1)^2, H*W), entry [b, o, i] the affinity of
-    pixel i with pixel i + offset o; zero at the centre, outside the image and outside the ROI.
-    Symmetric: the entry of (i, o) equals that of (i + o, -o). Memory: (2r+1)^2 H W floats an
-    image."""
+def half_window(radius: int) -> list[tuple[int, int]]:
+    """The offsets (dy, dx) of a window that pair each pixel with a neighbour once: the
+    window's other half holds the same pairs seen from the other end."""
+    return [(dy, dx) for dy in range(radius + 1) for dx in range(-radius, radius + 1)
+            if dy > 0 or dx > 0]
 
-    def __init__(self, weights: torch.Tensor, radius: int, shape: tuple[int, int],
-                 pixels: torch.Tensor) -> None:
+
+def _pair_slices(dy: int, dx: int, height: int, width: int) -> tuple[tuple[slice, slice],
+                                                                       tuple[slice, slice]]:
+    """(rows, columns) of the pixels i that have a partner i + (dy, dx), and of the partners."""
+    rows = slice(0, height - dy), slice(dy, height)
+    if dx >= 0:
+        cols = slice(0, width - dx), slice(dx, width)
+    else:
+        cols = slice(-dx, width), slice(0, width + dx)
+    return (rows[0], cols[0]), (rows[1], cols[1])
+
+
+class LocalAffinity:
+    """W on a (2r+1)^2 window, each pair once: `weights` (B, len(offsets), H, W), entry
+    [b, m, y, x] the affinity of pixel (y, x) with (y + dy, x + dx) for offsets[m] = (dy, dx);
+    zero where the partner is outside the image or either pixel outside the ROI. Memory:
+    ((2r+1)^2 - 1) / 2 floats a pixel."""
+
+    def __init__(self, weights: torch.Tensor, radius: int, pixels: torch.Tensor) -> None:
         self.weights = weights
         self.radius = radius
-        self.shape = shape
+        self.offsets = half_window(radius)
+        self.shape = tuple(weights.shape[2:])
         self.pixels = pixels  # ROI pixels in the batch
 
-    def matmul(self, probs: torch.Tensor) -> torch.Tensor:
-        """W S for (B, K, H, W) maps, class by class (one window of copies in memory)."""
-        batch, classes = probs.shape[:2]
-        size = 2 * self.radius + 1
-        out = [(F.unfold(probs[:, k:k + 1], size, padding=self.radius) * self.weights).sum(1)
-               for k in range(classes)]
-        return torch.stack(out, dim=1).view(batch, classes, *self.shape)
+    def _pairs(self):
+        for m, (dy, dx) in enumerate(self.offsets):
+            here, there = _pair_slices(dy, dx, *self.shape)
+            yield self.weights[:, m, here[0], here[1]], here, there
 
+    @torch.no_grad()
+    def matmul(self, probs: torch.Tensor) -> torch.Tensor:
+        """W S for (B, K, H, W) maps (no gradient: see `_Cuts`)."""
+        out = torch.zeros_like(probs)
+        for weight, here, there in self._pairs():
+            weight = weight.unsqueeze(1)
+            out[:, :, here[0], here[1]].addcmul_(weight, probs[:, :, there[0], there[1]])
+            out[:, :, there[0], there[1]].addcmul_(weight, probs[:, :, here[0], here[1]])
+        return out
+
+    @torch.no_grad()
     def degree(self) -> torch.Tensor:
         """d = W 1, (B, H, W)."""
-        return self.weights.sum(1).view(-1, *self.shape)
+        out = self.weights.new_zeros((self.weights.shape[0], *self.shape))
+        for weight, here, there in self._pairs():
+            out[:, here[0], here[1]] += weight
+            out[:, there[0], there[1]] += weight
+        return out
 
 
 class DenseAffinity:
@@ -139,11 +171,13 @@ class DenseAffinity:
         self.shape = shape
         self.pixels = pixels
 
+    @torch.no_grad()
     def matmul(self, probs: torch.Tensor) -> torch.Tensor:
         batch, classes = probs.shape[:2]
         flat = probs.reshape(batch, classes, -1).transpose(1, 2)
         return torch.bmm(self.matrix, flat).transpose(1, 2).reshape(probs.shape)
 
+    @torch.no_grad()
     def degree(self) -> torch.Tensor:
         return self.matrix.sum(2).view(-1, *self.shape)
 
@@ -165,21 +199,18 @@ def _roi_or_all(image: torch.Tensor, roi: torch.Tensor | None) -> torch.Tensor:
 def gaussian_affinity(image: torch.Tensor, sigma_rgb: float, sigma_xy: float, radius: int,
                       roi: torch.Tensor | None = None) -> LocalAffinity:
     """The Gaussian affinity of each pixel of `image` (B, C, H, W) with its window."""
-    batch, bands, height, width = image.shape
-    size = 2 * radius + 1
-    dist = image.new_zeros((batch, size * size, height * width))
-    for band in range(bands):
-        plane = image[:, band:band + 1]
-        patches = F.unfold(plane, size, padding=radius)
-        dist += (patches - plane.reshape(batch, 1, -1)).square_()
-    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    spatial = (offsets.view(-1, 1).square() + offsets.view(1, -1).square()).view(-1)
-    weights = dist.div_(-2 * sigma_rgb**2).sub_((spatial / (2 * sigma_xy**2)).view(1, -1, 1))
-    weights.exp_()
-    inside = _roi_or_all(image, roi).unsqueeze(1)
-    valid = F.unfold(inside, size, padding=radius) * inside.reshape(batch, 1, -1)
-    valid[:, size * size // 2] = 0  # no self-affinity
-    return LocalAffinity(weights.mul_(valid), radius, (height, width), inside.sum())
+    batch, _, height, width = image.shape
+    offsets = half_window(radius)
+    weights = image.new_zeros((batch, len(offsets), height, width))
+    inside = _roi_or_all(image, roi)
+    for m, (dy, dx) in enumerate(offsets):
+        here, there = _pair_slices(dy, dx, height, width)
+        distance = (image[:, :, here[0], here[1]] - image[:, :, there[0], there[1]]).square_()
+        weight = distance.sum(1).mul_(-0.5 / sigma_rgb**2)
+        weight.sub_((dy * dy + dx * dx) / (2 * sigma_xy**2)).exp_()
+        weight.mul_(inside[:, here[0], here[1]]).mul_(inside[:, there[0], there[1]])
+        weights[:, m, here[0], here[1]] = weight
+    return LocalAffinity(weights, radius, inside.sum())
 
 
 @torch.no_grad()
@@ -210,13 +241,29 @@ def _check_probs(probs: torch.Tensor, affinity: Affinity) -> None:
                          f"got {tuple(probs.shape)}")
 
 
+class _Cuts(torch.autograd.Function):
+    """(cut, volume), each (B, K): cut_k = S_k' W (1 - S_k), summed as S_k' (d - W S_k) so
+    every term is >= 0, and volume_k = d' S_k. The gradient comes from W S alone (W is
+    symmetric): d cut_k / d S_k = d - 2 W S_k, d volume_k / d S_k = d; so no window of copies
+    is kept for backward."""
+
+    @staticmethod
+    def forward(ctx, probs: torch.Tensor, affinity: Affinity) -> tuple[torch.Tensor, torch.Tensor]:
+        degree = affinity.degree().unsqueeze(1).to(probs.dtype)
+        product = affinity.matmul(probs)
+        ctx.save_for_backward(degree, product)
+        return (probs * (degree - product)).sum((2, 3)), (probs * degree).sum((2, 3))
+
+    @staticmethod
+    def backward(ctx, grad_cut: torch.Tensor, grad_volume: torch.Tensor):
+        degree, product = ctx.saved_tensors
+        grad_cut, grad_volume = grad_cut[:, :, None, None], grad_volume[:, :, None, None]
+        return grad_cut * (degree - 2 * product) + grad_volume * degree, None
+
+
 def _cuts(probs: torch.Tensor, affinity: Affinity) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cut, degree): cut[b, k] = S_k' W (1 - S_k), summed as S_k' (d - W S_k) so every term
-    is >= 0 (no cancellation against the constant 1'W1)."""
     _check_probs(probs, affinity)
-    degree = affinity.degree().unsqueeze(1)
-    cut = (probs * (degree - affinity.matmul(probs))).sum((2, 3))
-    return cut, degree
+    return _Cuts.apply(probs, affinity)
 
 
 def potts_loss(probs: torch.Tensor, affinity: Affinity,
@@ -237,9 +284,8 @@ def normalized_cut_loss(probs: torch.Tensor, affinity: Affinity,
                         eps: float = 1e-6) -> torch.Tensor:
     """Sum over classes of cut / volume, averaged over the images that have an ROI; in
     [0, K). `eps` is relative to the image's total volume, so scaling W changes nothing."""
-    cut, degree = _cuts(probs, affinity)
-    volume = (probs * degree).sum((2, 3))
-    total = degree.sum((1, 2, 3)).unsqueeze(1)
+    cut, volume = _cuts(probs, affinity)
+    total = volume.sum(1, keepdim=True).detach()
     per_image = (cut / (volume + eps * total).clamp(min=torch.finfo(probs.dtype).tiny)).sum(1)
     present = total.squeeze(1) > 0
     return (per_image * present).sum() / present.sum().clamp(min=1)

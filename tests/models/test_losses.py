@@ -83,12 +83,15 @@ def test_gaussian_kernel_between_two_pixels():
     image = torch.zeros((1, 2, 5, 5), dtype=torch.float64)
     image[0, :, 3, 4] = torch.tensor([0.3, -0.1])
     affinity = gaussian_affinity(image, sigma_rgb=0.2, sigma_xy=1.5, radius=2)
+    assert len(affinity.offsets) == 12 and (0, 0) not in affinity.offsets  # (25 - 1) / 2
     # pixel (1, 3) and pixel (3, 4): offset (+2, +1)
-    offset = (2 + 2) * 5 + (1 + 2)
     expected = math.exp(-(0.09 + 0.01) / (2 * 0.2**2) - 5 / (2 * 1.5**2))
-    assert affinity.weights[0, offset, 1 * 5 + 3].item() == pytest.approx(expected)
-    assert (affinity.weights[0, 12] == 0).all()  # the centre: no self-affinity
-    assert affinity.weights[0, :, 0].count_nonzero() == 8  # a corner sees 3 x 3 - 1 pixels
+    pair = affinity.weights[0, affinity.offsets.index((2, 1)), 1, 3]
+    assert pair.item() == pytest.approx(expected)
+    # Each pixel's degree counts its whole window: a corner has 3 x 3 - 1 neighbours.
+    plain = gaussian_affinity(torch.zeros((1, 1, 5, 5)), 1.0, 1e6, radius=1)
+    assert plain.degree()[0, 0, 0].item() == pytest.approx(3)
+    assert plain.degree()[0, 2, 2].item() == pytest.approx(8)
 
 
 def test_potts_is_zero_on_a_constant_one_hot_map_and_positive_otherwise():
@@ -150,9 +153,9 @@ def test_presets_hold_the_published_settings():
     image[0, 0, 6, 5] = 0.05
     kernel = zorzi.kernel
     affinity = gaussian_affinity(image, kernel.sigma_rgb, kernel.sigma_xy, kernel.radius)
-    offset = (2 + 4) * 9 + (1 + 4)  # from (4, 4) to (6, 5)
-    expected = math.exp(-5 / 3.0**2 - 0.05**2 / 0.1**2)
-    assert affinity.weights[0, offset, 4 * 9 + 4].item() == pytest.approx(expected)
+    expected = math.exp(-5 / 3.0**2 - 0.05**2 / 0.1**2)  # from (4, 4) to (6, 5)
+    pair = affinity.weights[0, affinity.offsets.index((2, 1)), 4, 4]
+    assert pair.item() == pytest.approx(expected)
     assert zorzi.weight * 81 == pytest.approx(175)
     with pytest.raises(ValueError, match="presets: rloss, zorzi"):
         get_preset("densecrf")

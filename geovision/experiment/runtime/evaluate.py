@@ -47,10 +47,12 @@ def evaluate(module: ExperimentModule, loader: DataLoader, class_names: list[str
              prefix: str = "test", progress: bool = True,
              device: str = "cpu") -> tuple[dict[str, float], pd.DataFrame | None, int]:
     """(metrics, confusion matrix or None, samples seen) of `module` over `loader`, using the
-    module's own `evaluation_step` (the computation validation logs)."""
+    module's own `evaluation_step` (the computation validation logs); a loss of several terms
+    also reports each term."""
     module = module.to(device).eval()
     module.start_evaluation()
     loss = torchmetrics.MeanMetric().to(device)
+    terms: dict[str, torchmetrics.MeanMetric] = {}
     supervised = module.config.workflow_spec.uses_labels
     metrics = confusion = None
     if supervised:
@@ -63,11 +65,15 @@ def evaluate(module: ExperimentModule, loader: DataLoader, class_names: list[str
             batch = [part.to(device) if hasattr(part, "to") else part for part in batch]
             step = module.evaluation_step(tuple(batch))
             loss.update(step.loss, weight=step.batch_size)
+            for name, value in (step.terms or {}).items():
+                terms.setdefault(name, torchmetrics.MeanMetric().to(device)).update(
+                    value, weight=step.batch_size)
             seen += step.batch_size
             if metrics is not None and step.logits is not None:
                 metrics.update(step.logits, step.target)
                 confusion.update(step.logits, step.target)
     values = {f"{prefix}_loss": float(loss.compute())}
+    values |= {f"{prefix}_{name}": float(term.compute()) for name, term in terms.items()}
     table = None
     if metrics is not None:
         values |= {key: float(value) for key, value in metrics.compute().items()}

@@ -26,12 +26,14 @@ RANDOM_STATE_KEY = "geovision_random_state"
 
 @dataclass
 class EvalStep:
-    """One batch's loss and, for supervised modules, logits and class-index targets."""
+    """One batch's loss and, for supervised modules, logits, class-index targets and the
+    loss's terms (when it has more than one)."""
 
     loss: torch.Tensor
     batch_size: int
     logits: torch.Tensor | None = None
     target: torch.Tensor | None = None
+    terms: dict[str, torch.Tensor] | None = None
 
 
 class ExperimentModule(L.LightningModule, ABC):
