@@ -16,16 +16,20 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geovision.data.registry import DATASETS, get_dataset
+from geovision.data.splits import SplitSettings
 from geovision.data.tasks import Task
 from geovision.errors import ConfigError, UnknownNameError
 from geovision.experiment.workflows import DEFAULT_WORKFLOW, get_workflow, list_workflows
 from geovision.models.registry import check_model
+
+if TYPE_CHECKING:
+    from geovision.data.base import GeoDataset
 
 Transform = Literal["hflip", "vflip", "rot90"]
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
@@ -65,6 +69,10 @@ class SplitConfig(_Strict):
 
     def is_default(self) -> bool:
         return self.val_split is None and self.test_split is None and self.random_seed is None
+
+    def settings_for(self, dataset_cls: type[GeoDataset]) -> SplitSettings:
+        """These settings as the df builders take them, the dataset's defaults filling in."""
+        return dataset_cls.split_settings(self.random_seed, self.val_split, self.test_split)
 
 
 class MixingConfig(_Strict):
