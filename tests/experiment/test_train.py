@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from geovision.experiment.config import parse_config
-from geovision.experiment.runtime.train import load_module, train
+from geovision.experiment.runtime.train import train
+from geovision.experiment.workflows import load_module
 
 
 def config(**overrides):
