@@ -26,6 +26,7 @@ from geovision.data.splits import SplitSettings
 from geovision.data.tasks import Task
 from geovision.errors import ConfigError, UnknownNameError
 from geovision.experiment.workflows import DEFAULT_WORKFLOW, get_workflow, list_workflows
+from geovision.layout import DataSource
 from geovision.models.registry import check_model
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class MixingConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    source: Literal["files", "hdf", "streaming"] = "files"
+    source: DataSource = "files"
     batch_size: int = Field(32, ge=1)
     num_workers: int = Field(0, ge=0)
     split: SplitConfig = SplitConfig()
