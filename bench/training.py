@@ -85,11 +85,11 @@ def plain(config, splits) -> list[float]:
     """The loop one writes by hand: forward, loss, backward, step; then validation loss."""
     from geovision.experiment.runtime.data import make_loader
     from geovision.experiment.workflows.base import make_optimizer
-    from geovision.models.registry import build_model
+    from geovision.models import create_model
 
     L.seed_everything(config.random_seed, verbose=False)
     torch.use_deterministic_algorithms(config.trainer.deterministic)
-    model = build_model(config.model.name, 4, 4, "classification", **config.model.kwargs)
+    model = create_model(config.model.name, in_channels=4, num_classes=4, **config.model.kwargs)
     optimizer = make_optimizer(config, model.parameters())
     train_loader = make_loader(splits["train"], config, shuffle=True)
     val_loader = make_loader(splits["val"], config, shuffle=False)

@@ -41,13 +41,15 @@ NO_BUILD_OPTION = typer.Option(False, "--no-build", help="use only what is alrea
                                "artifact root; stop naming what is missing")
 
 
-def _build_upstream(dataset: str, home: Path | None, shards_for: str | None = None) -> None:
-    """Acquire, index and write the shards `dataset` is missing, as the assets would."""
+def _build_upstream(dataset: str, home: Path | None, shards_for: str | None = None,
+                    statistics: bool = False) -> None:
+    """Acquire, index, compute statistics (when asked) and write the shards `dataset` is
+    missing, as the assets would."""
     from geovision.layout import SOURCE_FORMATS
     from geovision.pipeline import build_upstream
 
     build_upstream(dataset, home, shards=SOURCE_FORMATS.get(shards_for or "files"),
-                   echo=lambda line: typer.echo(line, err=True))
+                   statistics=statistics, echo=lambda line: typer.echo(line, err=True))
 
 
 @datasets_app.command("list")
@@ -58,7 +60,7 @@ def datasets_list() -> None:
     for name in list_datasets():
         cls = get_dataset(name)
         typer.echo(f"{name:28s} {cls.TASK:15s} {len(cls.BANDS)} bands  "
-                   f"{len(cls.CLASS_NAMES)} classes")
+                   f"{len(cls.CLASS_NAMES)} classes" + ("  time series" if cls.TEMPORAL else ""))
 
 
 @datasets_app.command("prepare")
@@ -85,13 +87,23 @@ def train_command(
 
     The dataset's raw files, index and (for a config reading shards) shards are built first
     where missing, unless --no-build."""
+    from geovision.data.registry import get_dataset
     from geovision.experiment.config import load_config
     from geovision.experiment.runtime.train import train
+    from geovision.pipeline import load_statistics_summary
 
     experiment = load_config(config, dataset_name=dataset)
+    # A dataset without published statistics is standardised with the data's own, as the
+    # trained_model asset standardises every dataset.
+    unpublished = get_dataset(experiment.dataset_name).MEANS is None and not resume
     if not (no_build or resume):
-        _build_upstream(experiment.dataset_name, home, experiment.data.source)
-    result = train(experiment, home=home, resume=resume)
+        _build_upstream(experiment.dataset_name, home, experiment.data.source,
+                        statistics=unpublished)
+    normalisation = None
+    if unpublished:
+        summary = load_statistics_summary(experiment.dataset_name, home)
+        normalisation = {"means": summary["train_means"], "std_devs": summary["train_std_devs"]}
+    result = train(experiment, home=home, resume=resume, normalisation=normalisation)
     typer.echo(f"run directory: {result.run_dir}")
     for key, value in result.test_metrics.items():
         typer.echo(f"{key}: {value:.4f}")

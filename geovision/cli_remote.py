@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 
 import typer
-
-from geovision.errors import GeovisionError
 
 remote_app = typer.Typer(help="Run on another machine over SSH: push the code and .env, run "
                          "a command there, pull its runs and logs.", no_args_is_help=True,
@@ -30,18 +26,6 @@ HOME = typer.Option(None, "--home", help="local artifact root that receives the 
                     "(default: $GEOVISION_HOME or ./.geovision_home)")
 
 
-def _user_errors(command: Callable) -> Callable:
-    """Print a GeovisionError as one line and exit 2, as the rest of the CLI does."""
-    @wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except GeovisionError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-    return wrapper
-
-
 def _connect(host, user, port, key, known_hosts, root, accept):
     from geovision.io.ssh import SSHIO
 
@@ -50,7 +34,6 @@ def _connect(host, user, port, key, known_hosts, root, accept):
 
 
 @remote_app.command("push")
-@_user_errors
 def push(project: Path = typer.Option(Path("."), "--project", help="project checkout"),
          env_file: Path | None = typer.Option(None, "--env-file", help="default: "
                                               "<project>/.env if present"),
@@ -63,7 +46,6 @@ def push(project: Path = typer.Option(Path("."), "--project", help="project chec
 
 
 @remote_app.command("run", context_settings={"allow_interspersed_args": False})
-@_user_errors
 def run(command: list[str] = typer.Argument(..., help="the command, e.g. geovision train "
                                             "recipes/demo.yaml --dataset synthetic"),
         name: str = typer.Option("run", "--name", help="log name: <root>/logs/<name>.log"),
@@ -89,7 +71,6 @@ def _pulled(report) -> str:
 
 
 @remote_app.command("pull")
-@_user_errors
 def pull(home: Path | None = HOME, host: str = HOST, user: str | None = USER, port: int = PORT,
          key: Path | None = KEY, known_hosts: Path = KNOWN_HOSTS, root: str = ROOT,
          accept: bool = ACCEPT) -> None:
@@ -104,7 +85,6 @@ def pull(home: Path | None = HOME, host: str = HOST, user: str | None = USER, po
 
 
 @remote_app.command("watch")
-@_user_errors
 def watch(name: str = typer.Option("run", "--name", help="the detached command's name"),
           interval: float = typer.Option(30.0, "--interval", min=0.1, help="seconds between "
                                          "pulls"),

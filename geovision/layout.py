@@ -20,6 +20,10 @@ folder names itself, so the tree below is true by construction:
     <home>/predictions/<recipe>/<provider>/<key>/ a scene's prediction COG and quicklook
     <home>/remote/<host>/logs/                   logs pulled from a remote host's commands
     <home>/cache/                                scratch that can be rebuilt (MDS caches)
+
+With a remote artifact root (`GEOVISION_ARTIFACT_ROOT=s3://bucket/prefix`) this tree is the
+local cache: each artifact above is published below the prefix at the same relative path
+(geovision.io.store); cache/ never is.
 """
 
 from __future__ import annotations
@@ -72,6 +76,15 @@ class Layout:
 
     def __init__(self, home: str | os.PathLike | None = None) -> None:
         object.__setattr__(self, "home", geovision_home(home))
+
+    @classmethod
+    def of_run(cls, run_dir: str | os.PathLike) -> Layout:
+        """The layout a run folder (`runs/<project>/<name>/<stamp>`) belongs to."""
+        run_dir = Path(run_dir).resolve()
+        if run_dir.parents[2].name != "runs":
+            raise ConfigError(f"{run_dir} is not a run folder (<home>/runs/<project>/<name>/"
+                              "<stamp>)")
+        return cls(run_dir.parents[3])
 
     # ----- datasets ----------------------------------------------------------------------
     def datasets(self) -> Path:
@@ -171,6 +184,12 @@ class Layout:
         `run` gives one orchestrator run a cache of its own (two runs never share one)."""
         path = self.cache("mds", name) if run is None else self.cache("mds", name, run)
         return path if split is None else path / _safe_part(split, "split")
+
+    def run_streaming_cache(self, run_dir: str | os.PathLike, split: str) -> Path:
+        """A run's own local cache of remote MDS shards, one folder a split (MosaicML streaming
+        refuses a cache folder that another live dataset uses)."""
+        run = Path(run_dir).resolve().relative_to(self.runs())
+        return self.cache("streaming-runs", "-".join(run.parts), split)
 
     def streaming_cache(self, location: str) -> Path:
         """A cache folder of its own for each remote MDS location (so for each split)."""

@@ -275,11 +275,13 @@ def load_model_record(dataset: str, recipe: str, home: Path | None = None) -> Mo
 
 
 def train_model(dataset: str, recipe_path: Path, home: Path | None = None, *,
-                progress: bool = True, launcher: Launcher | None = None) -> ModelArtifact:
+                progress: bool = True, launcher: Launcher | None = None,
+                shards: Path | str | None = None) -> ModelArtifact:
     """Train the recipe on the dataset's index, normalised with the train split's exact
     statistics and read from the shards the recipe names; evaluate the chosen checkpoint;
     record it as the (dataset, recipe) model. `launcher` runs the torchrun command of a
-    multi-device recipe (default: a subprocess)."""
+    multi-device recipe (default: a subprocess). `shards` overrides where the shards are read
+    (default: the local folder of the recipe's source); an s3:// MDS prefix is streamed."""
     from geovision.experiment.config import load_config
     from geovision.experiment.runtime.train import train
 
@@ -290,7 +292,8 @@ def train_model(dataset: str, recipe_path: Path, home: Path | None = None, *,
     df = load_index(dataset, home)
     summary = load_statistics_summary(dataset, home)
     means, stds = summary["train_means"], summary["train_std_devs"]
-    shards = layout.shards_for_source(dataset, config.data.source)
+    if shards is None:
+        shards = layout.shards_for_source(dataset, config.data.source)
     upstream = {"index_df_hash": hash_dataframe(df),
                 "statistics_sha256": sha256_file(layout.statistics_summary(dataset)),
                 "recipe_sha256": sha256_file(recipe_path)}
@@ -338,15 +341,17 @@ def explain_model(dataset: str, recipe: str, home: Path | None = None, *,
     """The six-method attribution report of the recorded (dataset, recipe) model on the
     first test images: maps, faithfulness and randomisation scores, a markdown summary."""
     from geovision.analysis.attribution.report import attribution_report
-    from geovision.data.transforms import ScaleNormalize
     from geovision.experiment.workflows import load_module
 
     layout = Layout(home)
     record = load_model_record(dataset, recipe, layout.home)
     dataset_cls = get_dataset(dataset)
+    if dataset_cls.TEMPORAL:
+        raise ConfigError(f"{dataset} is a time series dataset: the attribution methods "
+                          "explain models of single images. Skip attribution_report for it.")
     test_set = dataset_cls(layout.dataset(dataset), df=load_index(dataset, layout.home),
-                           split="test", image_transform=ScaleNormalize(
-                               record.means, record.std_devs, dataset_cls.SCALE))
+                           split="test", image_transform=dataset_cls.standardiser(
+                               record.means, record.std_devs))
     module = load_module(record.checkpoint)
     return attribution_report(module.model, test_set,
                               layout.attribution(dataset, recipe),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dagster import Definitions, PipesSubprocessClient
+from dagster_aws.s3 import S3Resource
 
 from geovision_assets.assets.attribution import attribution_report
 from geovision_assets.assets.datasets import dataset_index, raw_dataset
@@ -30,9 +31,12 @@ SCENE_ASSETS = [scene_predictions]
 
 
 def default_resources() -> dict:
-    # `pipes` launches multi-device training (torchrun) for trained_model.
-    return {"home": GeovisionHome(), "recipes": RecipeLibrary(), "weights": DetectorWeights(),
-            "pipes": PipesSubprocessClient(), "satellite": SatelliteSettings()}
+    # `pipes` launches multi-device training (torchrun) for trained_model. The artifact root
+    # is published to S3 when GEOVISION_ARTIFACT_ROOT names a prefix; S3Resource's unset
+    # fields mean S3_ENDPOINT_URL and the standard AWS credential chain.
+    return {"home": GeovisionHome(), "s3": S3Resource(), "recipes": RecipeLibrary(),
+            "weights": DetectorWeights(), "pipes": PipesSubprocessClient(),
+            "satellite": SatelliteSettings()}
 
 
 defs = Definitions(

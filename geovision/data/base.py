@@ -4,7 +4,7 @@ dataset", lists what a new one needs)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,6 +53,23 @@ def multi_hot_tensor(vector: np.ndarray) -> torch.Tensor:
     return torch.tensor(vector, dtype=torch.float32)  # a copy: callers may modify it
 
 
+class UnpublishedStatistics:
+    """The default image transform of a dataset that publishes no statistics: it refuses to
+    guess and says where the data's own statistics come from. (Reading raw samples, for
+    statistics and shards, never calls it.)"""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, image: Any) -> Any:
+        raise DataError(
+            f"{self.name} publishes no per-band statistics to standardise its images with. "
+            "Compute them from the data (the image_statistics asset, or "
+            f"geovision.pipeline.compute_statistics({self.name!r})) and pass image_transform="
+            "cls.standardiser(summary['train_means'], summary['train_std_devs']); "
+            "`geovision train` and the trained_model asset do both themselves.")
+
+
 class SampleTransform:
     """Turns a stored (image, target) pair into the tensors a model sees.
 
@@ -97,9 +114,13 @@ class GeoDataset(Dataset):
 
     NAME: ClassVar[str] = ""
     TASK: ClassVar[str] = ""
+    TEMPORAL: ClassVar[bool] = False  # samples are time series (geovision.data.temporal)
     CLASS_NAMES: ClassVar[tuple[str, ...]] = ()
-    MEANS: ClassVar[tuple[float, ...]] = ()
-    STD_DEVS: ClassVar[tuple[float, ...]] = ()
+    # Published per-band statistics on images scaled to [0, 1], or None where the dataset
+    # publishes none: then only the statistics asset's (computed from the data, and what
+    # training always uses) can standardise it.
+    MEANS: ClassVar[tuple[float, ...] | None] = ()
+    STD_DEVS: ClassVar[tuple[float, ...] | None] = ()
     BANDS: ClassVar[tuple[str, ...]] = ()
     IGNORE_INDEX: ClassVar[int | None] = None
     SCALE: ClassVar[float | None] = None
@@ -116,7 +137,11 @@ class GeoDataset(Dataset):
         if cls.TASK == "segmentation" and len(cls.CLASS_NAMES) < 2:
             raise DatasetDefinitionError(f"{cls.__name__}: segmentation needs at least two "
                                          "CLASS_NAMES (binary masks use background + object).")
-        if not (len(cls.BANDS) == len(cls.MEANS) == len(cls.STD_DEVS)) or not cls.BANDS:
+        if (cls.MEANS is None) != (cls.STD_DEVS is None):
+            raise DatasetDefinitionError(f"{cls.__name__}: MEANS and STD_DEVS are both "
+                                         "published statistics or both None.")
+        if not cls.BANDS or (cls.MEANS is not None and not (
+                len(cls.BANDS) == len(cls.MEANS) == len(cls.STD_DEVS))):
             raise DatasetDefinitionError(f"{cls.__name__}: BANDS, MEANS and STD_DEVS need one "
                                          "entry per band.")
         builder = DF_BUILDERS[cls.TASK]
@@ -301,8 +326,17 @@ class GeoDataset(Dataset):
     # ----- defaults -----------------------------------------------------------------------
 
     @classmethod
+    def standardiser(cls, means: Sequence[float], std_devs: Sequence[float]) -> Callable:
+        """The image transform standardising this dataset's stored images with per-band
+        `means` / `std_devs` (of images scaled to [0, 1]): the default transform with the
+        published values, and training with the statistics asset's."""
+        return ScaleNormalize(means, std_devs, cls.SCALE)
+
+    @classmethod
     def default_image_transform(cls) -> Callable:
-        return ScaleNormalize(cls.MEANS, cls.STD_DEVS, cls.SCALE)
+        if cls.MEANS is None:
+            return UnpublishedStatistics(cls.NAME)
+        return cls.standardiser(cls.MEANS, cls.STD_DEVS)
 
     @classmethod
     def default_target_transform(cls) -> Callable:
@@ -329,7 +363,8 @@ class GeoDataset(Dataset):
             "task": cls.TASK,
             "class_names": list(cls.CLASS_NAMES),
             "bands": list(cls.BANDS),
-            "means": list(cls.MEANS),
-            "std_devs": list(cls.STD_DEVS),
+            "means": None if cls.MEANS is None else list(cls.MEANS),
+            "std_devs": None if cls.STD_DEVS is None else list(cls.STD_DEVS),
+            "temporal": cls.TEMPORAL,
             "ignore_index": cls.IGNORE_INDEX,
         }

@@ -44,6 +44,9 @@ DEFAULT_RETRIES = 5
 DEFAULT_BACKOFF_S = 2.0
 DEFAULT_TIMEOUT_S = 60.0
 MAX_RETRY_AFTER_S = 600.0
+# The S3 service of s3:// resources (public datasets live on AWS, the default); set it to
+# reach a mirror. Not S3_ENDPOINT_URL: that one names where the artifact root lives.
+DATASETS_S3_ENDPOINT_ENV = "GEOVISION_DATASETS_S3_ENDPOINT_URL"
 # The first bytes of the formats a Resource may declare as its `kind`.
 MAGIC = {
     "tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),  # classic and BigTIFF
@@ -123,7 +126,9 @@ class Resource:
     `sha256` or `md5` (hex) is verified after download; `size` (bytes), when known, is checked
     first. `extract` says whether to unpack it; by default archives (by suffix) are unpacked and
     other files (split lists, metadata) are placed as they are. An archive's top-level entries
-    replace same-named entries under the dataset root.
+    replace same-named entries under the dataset root. An `s3://` URL is fetched through
+    S3IO (s5cmd); `public` reads it without credentials (`--no-sign-request`), as public
+    buckets such as SpaceNet's allow.
     """
 
     url: str
@@ -134,6 +139,7 @@ class Resource:
     extract: bool | None = None
     into: str | None = None
     kind: str | None = None  # a key of MAGIC: the first bytes must match
+    public: bool = False  # an object of a public S3 bucket: no credentials, no signature
 
     def __post_init__(self) -> None:
         for what, name in (("filename", self.filename), ("into", self.into or "x")):
@@ -199,6 +205,8 @@ def fetch(resource: Resource, directory: str | os.PathLike, *, retries: int = DE
             return dest
         dest.unlink()  # a stale or corrupt copy
     part = dest.with_name(dest.name + ".part")
+    if resource.url.startswith("s3://"):
+        return _fetch_s3(resource, dest, part, check)
     resumed_earlier_run = part.is_file() and part.stat().st_size > 0
     session = session or requests.Session()
     digest = _PartDigest(resource.checksum[0]) if resource.checksum else None
@@ -248,6 +256,35 @@ def fetch(resource: Resource, directory: str | os.PathLike, *, retries: int = DE
             f"{resource.filename} from {resource.url}: {problem}. The file was deleted. If the "
             "publisher has changed the file, update the dataset's published checksum; otherwise "
             "run again.")
+
+
+def _fetch_s3(resource: Resource, dest: Path, part: Path,
+              check: Callable[[Path], None] | None) -> Path:
+    """One S3 object through S3IO: s5cmd downloads its parts in parallel and retries each
+    (so no resume here); the whole file is verified before it is renamed into place."""
+    from geovision.errors import RemoteError
+    from geovision.io.s3 import S3IO
+
+    s3 = S3IO(endpoint_url=os.environ.get(DATASETS_S3_ENDPOINT_ENV) or None,
+              no_sign_request=resource.public)
+    try:
+        s3.download_file(resource.url, part)
+    except RemoteError as exc:
+        raise DownloadError(f"{resource.filename}: {exc}") from None
+    problem = verification_problem(part, resource)
+    if problem is None and check is not None:
+        try:
+            check(part)
+        except DownloadError as exc:
+            problem = str(exc)
+    if problem is not None:
+        part.unlink()
+        raise ChecksumMismatchError(
+            f"{resource.filename} from {resource.url}: {problem}. The file was deleted. If the "
+            "publisher has changed the file, update the dataset's published checksum; otherwise "
+            "run again.")
+    os.replace(part, dest)
+    return dest
 
 
 class _PartDigest:

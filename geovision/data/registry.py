@@ -18,6 +18,7 @@ DATASETS: dict[str, str] = {
     "synthetic": "geovision.data.datasets.synthetic:SyntheticClassification",
     "synthetic_segmentation": "geovision.data.datasets.synthetic:SyntheticSegmentation",
     "synthetic_multilabel": "geovision.data.datasets.synthetic:SyntheticMultilabel",
+    "synthetic_temporal": "geovision.data.datasets.synthetic_temporal:SyntheticTemporal",
     "imagenette": "geovision.data.datasets.imagenette:Imagenette",
     "imagenette_320": "geovision.data.datasets.imagenette:Imagenette320",
     "imagenette_160": "geovision.data.datasets.imagenette:Imagenette160",
@@ -41,6 +42,9 @@ DATASETS: dict[str, str] = {
     "spacenet3": "geovision.data.datasets.spacenet:SpaceNet3",
     "hyspecnet11k": "geovision.data.datasets.hyspecnet:HySpecNet11k",
     "hyspecnet11k_hard": "geovision.data.datasets.hyspecnet:HySpecNet11kHard",
+    "pastis_r": "geovision.data.datasets.pastis:PastisR",
+    "pastis_r_s1a": "geovision.data.datasets.pastis:PastisRS1A",
+    "pastis_r_s1d": "geovision.data.datasets.pastis:PastisRS1D",
 }
 
 

@@ -11,6 +11,14 @@ so a sync that dies half-way leaves the previous version what every reader sees.
 
 The version is a hash of the artifact's content: publishing unchanged content uploads nothing.
 After a new marker is written, versions older than the previous one are removed.
+
+Which root is remote comes from the environment, so that every process of a run (a Dagster
+step, a celery worker, each torchrun rank) agrees without being told: `GEOVISION_ARTIFACT_ROOT`
+(s3://bucket/prefix; unset or empty: artifacts stay local) and `S3_ENDPOINT_URL` (another S3
+service than AWS; MosaicML streaming reads the same variable), credentials from the standard
+AWS chain. `artifact_store(home)` is that store (or None), and `publish_artifact` is the hook a
+step that writes outside the asset graph's own syncing calls after each save (checkpoints,
+ported weights).
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from geovision.io.s3 import S3IO, S3Url
 
 MARKER_SUFFIX = ".artifact.json"
 VERSION_SEP = "@"
+ARTIFACT_ROOT_ENV = "GEOVISION_ARTIFACT_ROOT"
+ENDPOINT_ENV = "S3_ENDPOINT_URL"
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,14 @@ class ArtifactStore:
                                       "artifact again")
         return path
 
+    def fetch_if_published(self, path: str | os.PathLike) -> bool:
+        """`fetch` when the artifact was published; leave the local `path` alone (there or
+        not) when it never was. Returns whether a published version is now local."""
+        if self.published(path) is None:
+            return False
+        self.fetch(path)
+        return True
+
     @staticmethod
     def _verify(path: Path, expected: dict, url: str) -> None:
         size = path.stat().st_size
@@ -169,6 +187,13 @@ class ArtifactStore:
                  if o.url[len(base):].split("/", 1)[0] not in keep]
         self.s3.remove_many(stale)
 
+    def unpublish(self, path: str | os.PathLike) -> None:
+        """Withdraw an artifact: its marker first (readers stop seeing it), then its versions."""
+        rel = self.relative(path)
+        self.s3.remove(self.marker_url(rel))
+        base = str(self.remote.join(rel)) + VERSION_SEP
+        self.s3.remove_many([o.url for o in self.s3.list(base + "*")])
+
     def remove_local(self, path: str | os.PathLike) -> None:
         """Drop the local copy of an artifact (it can be fetched again)."""
         path = Path(path)
@@ -176,3 +201,36 @@ class ArtifactStore:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+def remote_root() -> str | None:
+    """The remote artifact root `GEOVISION_ARTIFACT_ROOT` names, or None when it is unset."""
+    value = os.environ.get(ARTIFACT_ROOT_ENV, "").strip()
+    if not value:
+        return None
+    if not value.startswith("s3://"):
+        raise ConfigError(f"{ARTIFACT_ROOT_ENV}={value!r} is not an S3 prefix: write "
+                          "s3://bucket/prefix, or leave it empty to keep artifacts local")
+    S3Url.parse(value.rstrip("/") + "/")
+    return value
+
+
+def artifact_store(home: str | os.PathLike, s3: S3IO | None = None,
+                   remote: str | None = None) -> ArtifactStore | None:
+    """The store that publishes the artifacts of the local root `home` to `remote` (default:
+    `GEOVISION_ARTIFACT_ROOT`), or None when artifacts stay local. `s3` defaults to S3IO on
+    `S3_ENDPOINT_URL` with the standard AWS credential chain."""
+    remote = remote or remote_root()
+    if remote is None:
+        return None
+    if s3 is None:
+        s3 = S3IO(endpoint_url=os.environ.get(ENDPOINT_ENV) or None)
+    return ArtifactStore(remote, home, s3)
+
+
+def publish_artifact(path: str | os.PathLike, home: str | os.PathLike) -> Published | None:
+    """Publish the finished artifact at `path` (under the local root `home`) when the artifact
+    root is remote; do nothing (None) when it is local. Call it after each save of something
+    other processes or machines must see: a checkpoint, a ported weights folder."""
+    store = artifact_store(home)
+    return None if store is None else store.publish(path)

@@ -1,5 +1,15 @@
-"""Architectures and the model registry."""
+"""Layers, blocks, architectures, the model registry, weights and their ports.
 
-from geovision.models.registry import build_model, check_model, list_models
+`create_model(name, in_channels=..., num_classes=...)` builds any registered architecture;
+`list_models()` names them. Importing this package imports no torch.
+"""
 
-__all__ = ["build_model", "check_model", "list_models"]
+from geovision.models.registry import (
+    check_model,
+    create_model,
+    list_models,
+    model_kwargs,
+    register_model,
+)
+
+__all__ = ["check_model", "create_model", "list_models", "model_kwargs", "register_model"]

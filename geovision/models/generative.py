@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geovision.models.registry import register_model
+
 
 def _check_size(image_size: int, depth: int) -> int:
     if image_size % 2**depth:
@@ -66,6 +68,7 @@ class Discriminator(nn.Module):
         return self.body(x).squeeze(1)
 
 
+@register_model(("gan",), name="small_gan")
 class SmallGAN(nn.Module):
     """A generator and a discriminator; the GAN workflow trains them against each other."""
 
@@ -81,6 +84,7 @@ class SmallGAN(nn.Module):
         return self.generator(z)
 
 
+@register_model(("vae",), name="small_vae")
 class SmallVAE(nn.Module):
     """Convolutional variational autoencoder with a Gaussian latent.
 

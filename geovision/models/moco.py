@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geovision.models.registry import register_model
 from geovision.models.small import SmallCNN
 
 
+@register_model(("moco",), name="small_moco")
 class SmallMoCo(nn.Module):
     """A SmallCNN backbone with an MLP projection head, its momentum copy and the key queue."""
 

@@ -1,82 +1,156 @@
-"""Model registry: names usable in experiment configs, with the role each one serves.
+"""The model registry: every constructor, registered where it is defined, with its roles.
 
 A role is a supervised task ("classification", "segmentation", "multilabel") or a
-self-supervised workflow ("gan", "vae", "moco"). The data supplies `in_channels`,
-`num_classes` and `image_size`; every other constructor argument may be set from the config's
-`model.kwargs`.
+self-supervised workflow ("gan", "vae", "moco"); the experiment config checks a model against
+the role its workflow needs. The data supplies `in_channels`, `num_classes` and, to the models
+that ask for it, `image_size`; everything else a config may set is a keyword argument of the
+constructor (or of the architecture class it forwards `**kwargs` to), and nothing else.
+
+Constructors are found by importing every module of this package the first time a name is
+looked up, so adding a model is writing it under `@register_model`. This module imports no
+torch: listing names is cheap, and building one imports what it needs.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import os
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from torch import nn
+from geovision.errors import ConfigError, UnknownNameError
 
-from geovision.models.generative import SmallGAN, SmallVAE
-from geovision.models.moco import SmallMoCo
-from geovision.models.small import SmallCNN, SmallUNet
+if TYPE_CHECKING:
+    from torch import nn
 
+    from geovision.models.weights import WeightsSpec
+
+CLASSIFICATION = ("classification", "multilabel")  # one logit per class serves both
+SEGMENTATION = ("segmentation",)
 DATA_ARGUMENTS = ("in_channels", "num_classes", "image_size")
+NOT_MODEL_MODULES = {"registry"}
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    builder: Callable[..., nn.Module]
+class ModelEntry:
+    """One registered constructor and what a caller may pass it."""
+
+    name: str
+    builder: Callable[..., Any]
     roles: tuple[str, ...]
+    options: tuple[str, ...]  # keyword arguments a config may set
+    data: tuple[str, ...]  # the data facts (DATA_ARGUMENTS) the constructor takes
 
 
-MODELS: dict[str, ModelSpec] = {
-    # One logit per class serves both: softmax over classes, or a sigmoid per label.
-    "small_cnn": ModelSpec(SmallCNN, ("classification", "multilabel")),
-    "small_unet": ModelSpec(SmallUNet, ("segmentation",)),
-    "small_gan": ModelSpec(SmallGAN, ("gan",)),
-    "small_vae": ModelSpec(SmallVAE, ("vae",)),
-    "small_moco": ModelSpec(SmallMoCo, ("moco",)),
-}
+_MODELS: dict[str, ModelEntry] = {}
+_discovered = False
 
 
-def list_models() -> list[str]:
-    return sorted(MODELS)
+def _keywords(fn: Callable[..., Any]) -> tuple[list[str], bool]:
+    """(names that can be passed by keyword, whether it also takes **kwargs)."""
+    parameters = inspect.signature(fn).parameters.values()
+    names = [p.name for p in parameters
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return names, any(p.kind is p.VAR_KEYWORD for p in parameters)
 
 
-def model_spec(name: str) -> ModelSpec:
+def register_model(roles: tuple[str, ...], *, name: str | None = None,
+                   forwards_to: Callable[..., Any] | None = None,
+                   fixed: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Register a constructor (a function or a class) under `name` (default: its own name).
+
+    A constructor taking `**kwargs` that it passes on to an architecture class names that
+    class as `forwards_to`, and the class's arguments it sets itself as `fixed`, so that the
+    options a config may set are known and anything else is refused."""
+
+    def decorate(fn: F) -> F:
+        key = name or fn.__name__
+        names, var_keyword = _keywords(fn)
+        if var_keyword and forwards_to is not None:
+            names += [n for n in _keywords(forwards_to)[0] if n not in names and n not in fixed]
+        entry = ModelEntry(key, fn, tuple(roles),
+                           options=tuple(n for n in names if n not in DATA_ARGUMENTS),
+                           data=tuple(n for n in DATA_ARGUMENTS if n in names))
+        existing = _MODELS.get(key)
+        if existing is not None and existing.builder is not fn:
+            raise ValueError(f"model {key!r} is registered twice ({existing.builder.__module__} "
+                             f"and {fn.__module__})")
+        _MODELS[key] = entry
+        return fn
+
+    return decorate
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if info.name not in NOT_MODEL_MODULES and not info.name.startswith("_"):
+            importlib.import_module(f"{__package__}.{info.name}")
+
+
+def list_models(role: str | None = None) -> list[str]:
+    """Registered model names, sorted; only those serving `role` when given."""
+    _discover()
+    return sorted(n for n, e in _MODELS.items() if role is None or role in e.roles)
+
+
+def model_entry(name: str) -> ModelEntry:
+    _discover()
     try:
-        return MODELS[name]
+        return _MODELS[name]
     except KeyError:
-        raise ValueError(f"Unknown model {name!r}. Known models: {', '.join(list_models())}.") \
-            from None
-
-
-def _parameters(name: str) -> list[str]:
-    return list(inspect.signature(model_spec(name).builder).parameters)
+        raise UnknownNameError(f"Unknown model {name!r}. Known models: "
+                               f"{', '.join(list_models())}.") from None
 
 
 def model_kwargs(name: str) -> list[str]:
     """The keyword arguments a config may set for `name` (the data supplies the rest)."""
-    return [p for p in _parameters(name) if p not in DATA_ARGUMENTS]
+    return list(model_entry(name).options)
+
+
+def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    unknown = sorted(set(kwargs) - set(model_kwargs(name)))
+    if unknown:
+        raise ConfigError(f"Model {name!r} has no arguments {unknown}; valid: "
+                          f"{model_kwargs(name)}.")
 
 
 def check_model(name: str, role: str, kwargs: dict[str, Any]) -> None:
     """Refuse an unknown model, a model for another role, or unknown keyword arguments."""
-    spec = model_spec(name)
-    if role not in spec.roles:
-        raise ValueError(f"Model {name!r} serves {spec.roles}, not {role!r}. Models for {role}: "
-                         f"{', '.join(n for n, s in MODELS.items() if role in s.roles)}.")
-    unknown = sorted(set(kwargs) - set(model_kwargs(name)))
-    if unknown:
-        raise ValueError(f"Model {name!r} has no arguments {unknown}; valid: "
-                         f"{model_kwargs(name)}.")
+    entry = model_entry(name)
+    if role not in entry.roles:
+        raise ConfigError(f"Model {name!r} serves {entry.roles}, not {role!r}. Models for "
+                          f"{role}: {', '.join(list_models(role))}.")
+    check_kwargs(name, kwargs)
 
 
-def build_model(name: str, in_channels: int, num_classes: int, role: str,
-                image_size: int | None = None, **kwargs: Any) -> nn.Module:
-    """The model, given the data's facts it asks for (image_size only where it needs one)."""
-    check_model(name, role, kwargs)
-    data = {"in_channels": in_channels, "num_classes": num_classes, "image_size": image_size}
-    wanted = {key: data[key] for key in DATA_ARGUMENTS if key in _parameters(name)}
-    if wanted.get("image_size", 0) is None:
-        raise ValueError(f"Model {name!r} needs the image size; pass image_size.")
-    return model_spec(name).builder(**wanted, **kwargs)
+def create_model(name: str, *, in_channels: int, num_classes: int,
+                 weights: WeightsSpec | str | os.PathLike | None = None,
+                 image_size: int | None = None, **kwargs: Any) -> nn.Module:
+    """Build the registered model `name` for the data's band and class counts.
+
+    `image_size` goes only to the models that need it (the generative ones); `weights` (a
+    `WeightsSpec`, or the path of a weights file or its manifest) is loaded with
+    `geovision.models.weights.load_weights`, adapting the first convolution to `in_channels`
+    and dropping a classifier of another class count."""
+    entry = model_entry(name)
+    check_kwargs(name, kwargs)
+    facts = {"in_channels": in_channels, "num_classes": num_classes, "image_size": image_size}
+    wanted = {key: facts[key] for key in entry.data}
+    if "image_size" in wanted and image_size is None:
+        raise ConfigError(f"Model {name!r} needs the image size; pass image_size.")
+    model = entry.builder(**wanted, **kwargs)
+    if weights is not None:
+        from geovision.models.weights import load_weights
+
+        load_weights(model, weights)
+    return model

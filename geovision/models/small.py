@@ -6,8 +6,10 @@ import torch
 from torch import nn
 
 from geovision.models.blocks import conv_bn_relu
+from geovision.models.registry import CLASSIFICATION, SEGMENTATION, register_model
 
 
+@register_model(CLASSIFICATION, name="small_cnn")
 class SmallCNN(nn.Module):
     """Image classifier: `depth` conv blocks, each halving resolution, then global pooling."""
 
@@ -28,6 +30,7 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
+@register_model(SEGMENTATION, name="small_unet")
 class SmallUNet(nn.Module):
     """Segmenter: a two-level U-Net returning per-pixel class logits at input resolution."""
 

@@ -1,6 +1,7 @@
 """model_evaluation: test-split metrics and a confusion matrix of the trained model."""
 
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, asset
+from dagster_aws.s3 import S3Resource
 
 from geovision_assets import metadata as md
 from geovision_assets.assets.training import trained_model
@@ -10,12 +11,15 @@ from geovision_assets.resources import GeovisionHome
 
 @asset(partitions_def=dataset_recipe_partitions, deps=[trained_model], code_version="1",
        group_name="training", kinds={"pytorch", "torchmetrics"})
-def model_evaluation(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
+def model_evaluation(context: AssetExecutionContext, home: GeovisionHome,
+                     s3: S3Resource) -> MaterializeResult:
     """Evaluate the recorded checkpoint on the test split in one process: loss, the recipe's
     metrics and (for supervised models) the confusion matrix."""
     from geovision.pipeline import evaluate_model
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
+    sync = home.synced(s3)
+    sync.fetch_model(dataset, recipe)
     result = evaluate_model(dataset, recipe, home.root())
     evaluation, record = result.evaluation, result.record
     metadata = {
@@ -23,6 +27,7 @@ def model_evaluation(context: AssetExecutionContext, home: GeovisionHome) -> Mat
         "num_samples": evaluation.num_samples,
         "checkpoint": md.path(evaluation.checkpoint),
         "metrics_file": md.path(evaluation.metrics_path),
+        **sync.publish(record.run_dir),
         **md.provenance(config_hash=record.config_hash,
                         checkpoint_sha256=record.checkpoint_sha256),
     }

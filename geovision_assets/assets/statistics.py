@@ -9,6 +9,7 @@ from dagster import (
     MetadataValue,
     asset,
 )
+from dagster_aws.s3 import S3Resource
 
 from geovision_assets import metadata as md
 from geovision_assets.assets.datasets import dataset_index
@@ -20,7 +21,8 @@ from geovision_assets.resources import GeovisionHome
        group_name="statistics", kinds={"numpy", "parquet"},
        check_specs=[AssetCheckSpec("finite_and_counts_add_up", asset="image_statistics"),
                     AssetCheckSpec("rows_match_index", asset="image_statistics")])
-def image_statistics(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
+def image_statistics(context: AssetExecutionContext, home: GeovisionHome,
+                     s3: S3Resource) -> MaterializeResult:
     """Exact per-image, per-band statistics joined to the df; per-split aggregates; the train
     split's means and standard deviations (used to normalise training)."""
     import pandas as pd
@@ -29,7 +31,10 @@ def image_statistics(context: AssetExecutionContext, home: GeovisionHome) -> Mat
     from geovision.pipeline import compute_statistics
 
     name = context.partition_key
-    stats = compute_statistics(name, home.root())
+    layout = home.layout()
+    sync = home.synced(s3)
+    sync.fetch(layout.dataset(name), layout.index(name))
+    stats = compute_statistics(name, layout.home)
     dataset_cls = get_dataset(name)
     bands = pd.DataFrame({"train_mean": stats.means, "train_std": stats.std_devs,
                           "class_MEANS": dataset_cls.MEANS,
@@ -41,6 +46,7 @@ def image_statistics(context: AssetExecutionContext, home: GeovisionHome) -> Mat
             "path": md.path(stats.table_path),
             "summary": md.path(stats.summary_path),
             "num_images": stats.num_images,
+            **sync.publish(layout.statistics(name)),
             "skipped": MetadataValue.json([list(s) for s in stats.skipped]),
             "train_band_statistics": md.table(bands),
             **md.provenance(index_df_hash=stats.index_df_hash),
@@ -58,18 +64,23 @@ def image_statistics(context: AssetExecutionContext, home: GeovisionHome) -> Mat
 
 @asset(partitions_def=dataset_partitions, deps=[image_statistics], code_version="1",
        group_name="statistics", kinds={"matplotlib"})
-def eda_report(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
+def eda_report(context: AssetExecutionContext, home: GeovisionHome,
+               s3: S3Resource) -> MaterializeResult:
     """A first look at the data: class balance per split, image sizes, band histograms, mean
     spectral signature per class and, for segmentation, coverage and object sizes."""
     from geovision.hashing import sha256_file
     from geovision.pipeline import write_eda_report
 
-    report = write_eda_report(context.partition_key, home.root())
+    layout = home.layout()
+    sync = home.synced(s3)
+    sync.fetch(layout.statistics(context.partition_key))
+    report = write_eda_report(context.partition_key, layout.home)
     return MaterializeResult(
         data_version=DataVersion(sha256_file(report.markdown_path)),
         metadata={
             "summary": MetadataValue.md(report.markdown),
             "path": md.path(report.out_dir),
+            **sync.publish(report.out_dir),
             **{f"plot_{name}": md.png(path, name) for name, path in report.images.items()},
             **md.provenance(),
         },

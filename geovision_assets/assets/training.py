@@ -9,6 +9,7 @@ from dagster import (
     PipesSubprocessClient,
     asset,
 )
+from dagster_aws.s3 import S3Resource
 
 from geovision_assets import metadata as md
 from geovision_assets.assets.shards import hdf_shards, streaming_shards
@@ -22,26 +23,36 @@ from geovision_assets.resources import GeovisionHome, RecipeLibrary
              AssetDep(hdf_shards, partition_mapping=by_dataset),
              AssetDep(streaming_shards, partition_mapping=by_dataset)],
        pool="gpu", kinds={"pytorch", "lightning"})
-def trained_model(context: AssetExecutionContext, home: GeovisionHome, recipes: RecipeLibrary,
-                  pipes: PipesSubprocessClient) -> MaterializeResult:
+def trained_model(context: AssetExecutionContext, home: GeovisionHome, s3: S3Resource,
+                  recipes: RecipeLibrary, pipes: PipesSubprocessClient) -> MaterializeResult:
     """Train the recipe on the dataset, normalised with the train split's exact statistics,
     reading the shards the recipe names; evaluate the chosen checkpoint on the test split.
 
     One device trains in this process; with trainer.devices > 1 torchrun runs one process
     per device through Dagster Pipes, and rank 0 reports the materialization."""
+    from geovision.experiment.config import load_config
     from geovision.pipeline import train_model
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
+    recipe_path = recipes.recipe_path(recipe)
+    source = load_config(recipe_path, dataset_name=dataset).data.source
+    layout = home.layout()
+    sync = home.synced(s3)
+    sync.fetch(layout.dataset(dataset), layout.index(dataset), layout.statistics(dataset),
+               *([layout.shards(dataset, "hdf")] if source == "hdf" else []))
+    # MDS shards on a remote root are streamed from S3 into a local cache, not fetched whole.
+    shards = sync.streamed(layout.shards(dataset, "mds")) if source == "streaming" else None
     launched = []
 
     def launch_through_pipes(command: list[str]) -> None:
         launched.append(pipes.run(context=context, command=command))
 
-    model = train_model(dataset, recipes.recipe_path(recipe), home.root(),
-                        launcher=launch_through_pipes)
+    model = train_model(dataset, recipe_path, layout.home, launcher=launch_through_pipes,
+                        shards=shards)
     record = model.record
     metadata = {
         "run_dir": md.path(record.run_dir),
+        **sync.publish(record.run_dir, model.record_path),
         "checkpoint": md.path(record.checkpoint),
         "epochs": record.epochs,
         "devices": record.devices,

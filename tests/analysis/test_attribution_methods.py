@@ -15,7 +15,14 @@ from geovision.analysis.attribution import (
     segmentation_target,
 )
 from geovision.analysis.attribution.methods.surrogate import superpixels
-from tests.analysis.attribution_models import SharedReLU, TinyCNN, TinySegmenter, seeded
+from geovision.errors import ConfigError, UnknownNameError
+from tests.analysis.attribution_models import (
+    SharedReLU,
+    StagedNet,
+    TinyCNN,
+    TinySegmenter,
+    seeded,
+)
 
 
 def rel_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
@@ -174,7 +181,39 @@ def test_feature_visualisation_raises_its_objective_for_any_band_count():
 
 
 def test_unknown_layer_and_method_are_named(classifier, images):
-    with pytest.raises(Exception, match="no layer 'nope'.*features"):
+    with pytest.raises(UnknownNameError, match="no layer 'nope'.*top-level: features, head"):
         explain(classifier, images, 0, "grad_cam", layer="nope")
-    with pytest.raises(Exception, match="method 'shap'"):
+    with pytest.raises(UnknownNameError, match="method 'shap'"):
         explain(classifier, images, 0, "shap")
+
+
+def test_grad_cam_takes_any_layer_of_a_staged_model_by_name(images):
+    """stem.*, stages.{i}.blocks.{j}.* and whole stages or blocks, as the models library names
+    them; a block's in-place residual add after the chosen layer does not break it."""
+    model = seeded(StagedNet)
+    prepared = prepare(model, images)
+    classes = torch.tensor([0, 2, 1])
+    spatial = [name for name, module in prepared.named_modules()
+               if name and not name.startswith("head")]
+    assert {"stem.conv", "stages.1", "stages.1.blocks.0", "stages.1.blocks.1.norm2"} <= \
+        set(spatial)
+    for layer in spatial:
+        ours = explain(prepared, images, classes, "grad_cam", prepared=True, layer=layer,
+                       relu=False, upsample=False)
+        assert ours.extras["layer"] == layer
+        if layer in ("stem.act", "stages.0.blocks.1", "stages.1.blocks.1.conv1", "stages.1"):
+            theirs = LayerGradCam(prepared, prepared.get_submodule(layer)).attribute(
+                images, target=classes)
+            assert rel_error(ours.maps, theirs) <= 1e-4, layer
+    default = explain(prepared, images, classes, "grad_cam", prepared=True)
+    assert default.extras["layer"] == "stages.1.blocks.1.conv2"  # the last convolution
+
+
+def test_a_wrong_grad_cam_layer_is_refused_naming_valid_ones(images):
+    model = seeded(StagedNet)
+    with pytest.raises(UnknownNameError, match=r"no layer 'stages.1.block.1'.*closest: "
+                       r"stages.1.blocks.1.*top-level: stem, stages, head"):
+        explain(model, images, 0, "grad_cam", layer="stages.1.block.1")
+    with pytest.raises(ConfigError, match=r"spatial output.*'head.fc' \(Linear\) returns "
+                       r"\(3, 3\).*last convolutions: .*stages.1.blocks.1.conv2"):
+        explain(model, images, 0, "grad_cam", layer="head.fc")

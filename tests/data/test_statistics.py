@@ -420,3 +420,27 @@ def test_table_rows_equal_array_stats_of_each_image(small_root: Path, monkeypatc
                                           stored_hist(stats, band))
         classes = mask_stats(mask, image, dataset.num_classes)["pixels"]
         assert [row[class_column(c, "pixels")] for c in dataset.CLASS_NAMES] == list(classes)
+
+
+def _statistics_in_daemon(root: Path, out: Any) -> None:
+    df = SyntheticClassification.build_df(root)
+    table = compute_image_statistics(SyntheticClassification, root, df, workers=2,
+                                     progress=False).table
+    out.put(table[[band_column(b, "mean") for b in BANDS]].to_numpy().tolist())
+
+
+def test_a_daemonic_process_computes_in_process(small_root: Path) -> None:
+    """A celery prefork worker is daemonic and may not start a pool: it computes serially."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    process = context.Process(target=_statistics_in_daemon, args=(small_root, out), daemon=True)
+    process.start()
+    process.join(120)  # the result is a few kB: it fits the queue's pipe before it is read
+    assert process.exitcode == 0, "statistics failed in a daemonic process"
+    means = out.get(timeout=5)
+    df = SyntheticClassification.build_df(small_root)
+    serial = compute_image_statistics(SyntheticClassification, small_root, df, workers=1,
+                                      progress=False).table
+    assert means == serial[[band_column(b, "mean") for b in BANDS]].to_numpy().tolist()

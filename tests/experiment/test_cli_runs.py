@@ -162,7 +162,8 @@ def test_unknown_option_lists_the_valid_ones(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "No such option: --resum" in err
-    assert "Valid options for `geovision train`: --dataset, --home, --resume, --help" in err
+    assert ("Valid options for `geovision train`: --dataset, --home, --no-build, --resume, "
+            "--help") in err
     with pytest.raises(SystemExit):
         main(["runs", "list", "--projekt", "x"])
     assert "--project" in capsys.readouterr().err

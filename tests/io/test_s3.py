@@ -191,3 +191,47 @@ def test_interrupted_sync_leaves_previous_version_readable(s3, bucket, tmp_path)
     again = ArtifactStore(f"s3://{bucket}/root", cache, s3).publish(artifact)
     assert hash_directory(reader.fetch(got)) == hash_directory(artifact)
     assert reader.published(got).version == again.version
+
+
+def test_public_dataset_objects_download_unsigned_through_s3io(s3, s3_env, tmp_path,
+                                                               monkeypatch):
+    """SpaceNet's way: an s3:// Resource of a public bucket, fetched without credentials."""
+    import hashlib
+
+    import boto3
+
+    from geovision.data.datasets.spacenet import SpaceNet1
+    from geovision.data.download import (
+        DATASETS_S3_ENDPOINT_ENV,
+        ChecksumMismatchError,
+        DownloadError,
+        Resource,
+        fetch,
+    )
+
+    bucket = "gv-public-" + secrets.token_hex(4)
+    s3.make_bucket(bucket)
+    payload = secrets.token_bytes(200_000)
+    client = boto3.client("s3", endpoint_url=s3_env.endpoint_url)
+    client.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    client.put_object(Bucket=bucket, Key="spacenet/SN1/tarballs/a.tar.gz", Body=payload,
+                      ACL="public-read")
+    private = "gv-private-" + secrets.token_hex(4)
+    s3.make_bucket(private)
+    client.put_object(Bucket=private, Key="private/b.tar.gz", Body=payload)
+    monkeypatch.setenv(DATASETS_S3_ENDPOINT_ENV, s3_env.endpoint_url)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)  # no credentials at all: the request must go unsigned
+    md5 = hashlib.md5(payload).hexdigest()
+    url = f"s3://{bucket}/spacenet/SN1/tarballs/a.tar.gz"
+    got = fetch(Resource(url, "a.tar.gz", md5=md5, size=len(payload), public=True),
+                tmp_path / "dl", progress=False)
+    assert got.read_bytes() == payload and not list((tmp_path / "dl").glob("*.part"))
+    with pytest.raises(ChecksumMismatchError, match="md5"):
+        fetch(Resource(url, "c.tar.gz", md5="0" * 32, public=True), tmp_path / "dl")
+    assert not (tmp_path / "dl" / "c.tar.gz").exists()
+    with pytest.raises(DownloadError, match=r"b\.tar\.gz.*'private/b\.tar\.gz'.*Forbidden"):
+        fetch(Resource(f"s3://{private}/private/b.tar.gz", "b.tar.gz", public=True),
+              tmp_path / "dl")
+    assert all(r.public and r.url.startswith("s3://spacenet-dataset/spacenet/SN1_buildings/")
+               for r in SpaceNet1.RESOURCES)

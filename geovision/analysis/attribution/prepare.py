@@ -16,7 +16,7 @@ from collections import Counter
 import torch
 from torch import nn
 
-from geovision.errors import ConfigError
+from geovision.errors import ConfigError, UnknownNameError
 
 
 class ModuleReuseError(ConfigError):
@@ -64,19 +64,47 @@ def prepare(model: nn.Module, example: torch.Tensor, copy_model: bool = True) ->
     return model
 
 
+def layer_names(model: nn.Module) -> list[str]:
+    """Every name a layer can be chosen by: all of `named_modules()` but the root, in
+    registration order (e.g. `stem.conv`, `stages.2`, `stages.2.blocks.1.conv2`, `head.fc`)."""
+    return [name for name, _ in model.named_modules() if name]
+
+
+def describe_layers(model: nn.Module, wanted: str | None = None, limit: int = 12) -> str:
+    """The valid layer names in a sentence: those closest to `wanted`, the top-level
+    modules and the last spatial (Conv2d) layers, with the total count."""
+    import difflib
+
+    names = layer_names(model)
+    top = [name for name, _ in model.named_children()]
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    parts = []
+    if wanted:
+        close = difflib.get_close_matches(wanted, names, n=6, cutoff=0.5)
+        if close:
+            parts.append(f"closest: {', '.join(close)}")
+    parts.append(f"top-level: {', '.join(top[:limit]) or 'none'}")
+    if convs:
+        parts.append(f"last convolutions: {', '.join(convs[-6:])}")
+    return (f"{'; '.join(parts)} ({len(names)} named modules in all; any name of "
+            "model.named_modules() works)")
+
+
 def resolve_layer(model: nn.Module, name: str) -> nn.Module:
-    """The submodule `name` (as in `named_modules()`), or an error listing nearby names."""
+    """The submodule `name` (any name of `named_modules()`), or an UnknownNameError naming
+    valid ones."""
     modules = dict(model.named_modules())
-    if name in modules and name:
+    if name and name in modules:
         return modules[name]
-    convs = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)]
-    raise ConfigError(f"the model has no layer {name!r}; its convolution layers are "
-                      f"{', '.join(convs[-8:]) or 'none'} (any name of named_modules() works).")
+    raise UnknownNameError(f"the model has no layer {name!r}; valid layer names: "
+                           f"{describe_layers(model, name)}.")
 
 
 def last_conv_layer(model: nn.Module) -> str:
     """The name of the last Conv2d registered: Grad-CAM's default layer."""
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not names:
-        raise ConfigError("the model has no Conv2d layer for Grad-CAM; pass layer=<name>.")
+        raise ConfigError("the model has no Conv2d layer for Grad-CAM's default; pass "
+                          f"layer=<name> of a layer with spatial output ({describe_layers(model)}"
+                          ").")
     return names[-1]

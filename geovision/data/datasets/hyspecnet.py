@@ -77,11 +77,11 @@ class HySpecNet11k(DownloadedDataset):
     BANDS = tuple(f"B{n}" for n in DEFAULT_BANDS)
     SCALE = REFLECTANCE_SCALE
     NODATA: ClassVar[int] = -32768
-    # As torchgeo's HySpecNet datamodule normalises (mean 0, std 10,000 in stored units):
-    # reflectance, not centred. Compute per-band values with
-    # geovision.data.statistics.means_and_std_devs on the train split to do better.
-    MEANS = (0.0,) * len(DEFAULT_BANDS)
-    STD_DEVS = (1.0,) * len(DEFAULT_BANDS)
+    # No per-band statistics are published (torchgeo's datamodule only divides by 10,000,
+    # which SCALE does): the statistics asset computes them from the patches, and training
+    # standardises with those.
+    MEANS = None
+    STD_DEVS = None
     STRATEGY: ClassVar[str] = "easy"
     RESOURCES = tuple(Resource(MIRROR + name, name, md5=md5, into=name[: -len(".tar.gz")])
                       for name, md5 in MD5S.items())
@@ -96,8 +96,7 @@ class HySpecNet11k(DownloadedDataset):
             raise ValueError(f"band numbers {list(band_numbers)[:10]} must be distinct, "
                              f"within 1..{NUM_BANDS}.")
         attributes = {"NAME": name or f"{cls.NAME}_{len(numbers)}bands",
-                      "BAND_NUMBERS": numbers, "BANDS": tuple(f"B{n}" for n in numbers),
-                      "MEANS": (0.0,) * len(numbers), "STD_DEVS": (1.0,) * len(numbers)}
+                      "BAND_NUMBERS": numbers, "BANDS": tuple(f"B{n}" for n in numbers)}
         return type(f"{cls.__name__}_{len(numbers)}", (cls,), attributes)
 
     @classmethod

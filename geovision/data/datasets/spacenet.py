@@ -18,10 +18,10 @@ into a single-band GeoTIFF on the image grid (`rasterio.features.rasterize`, fil
 `all_touched=False`: roads become one-pixel centre lines). An empty GeoJSON is an empty
 mask; an image without a label file is left out, as in the official training sets.
 
-The tarballs are public objects of the `spacenet-dataset` bucket (no credentials,
-`--no-sign-request`); they are fetched over HTTPS from each object's public URL with the
-project's resumable, checksummed download. `object_url` is the one place that turns a bucket
-key into what is fetched.
+The tarballs are public objects of the `spacenet-dataset` bucket (no credentials); they are
+fetched through S3IO (s5cmd, `--no-sign-request`) and verified against their published md5.
+`object_url` is the one place that turns a bucket key into what is fetched; `PUBLIC_URL` is
+the same object over plain HTTPS, for a browser.
 """
 
 from __future__ import annotations
@@ -56,13 +56,12 @@ GEOJSON_CRS = "OGC:CRS84"  # the GeoJSON default: longitude, latitude on WGS 84
 
 
 def object_url(dataset_id: str, tarball: str) -> str:
-    """The public HTTPS URL of a tarball of the bucket (key
-    `spacenet/<dataset_id>/tarballs/<tarball>`)."""
-    return f"{PUBLIC_URL}/{dataset_id}/tarballs/{tarball}"
+    """The S3 URL of a tarball of the bucket (key `spacenet/<dataset_id>/tarballs/<tarball>`)."""
+    return f"{BUCKET}/{dataset_id}/tarballs/{tarball}"
 
 
 def tarball(dataset_id: str, name: str, md5: str, size: int | None = None) -> Resource:
-    return Resource(object_url(dataset_id, name), name, md5=md5, size=size)
+    return Resource(object_url(dataset_id, name), name, md5=md5, size=size, public=True)
 
 
 def read_features(path: Path) -> tuple[list[dict], str]:

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from geovision.data.base import GeoDataset
+from geovision.data.temporal import TimeSeries
 from geovision.errors import DataError
 from geovision.hashing import hash_dataframe
 
@@ -32,12 +33,15 @@ class ShardWriteResult:
 
 @dataclass(frozen=True)
 class RecordLayout:
-    """Shape and dtype of every stored image (and mask), fixed by a split's first sample."""
+    """Shape and dtype of every stored image (and mask), fixed by a split's first sample.
+    For a time series, `image_shape` is (T, C, H, W) and `series_length` is T: the shard
+    also stores each sample's `days` (T,) and `valid` (T,) arrays."""
 
     image_shape: tuple[int, ...]
     image_dtype: np.dtype
     mask_shape: tuple[int, ...] | None
     mask_dtype: np.dtype | None
+    series_length: int | None = None
 
 
 def shard_attributes(dataset: GeoDataset, layout: RecordLayout) -> dict[str, Any]:
@@ -50,8 +54,8 @@ def shard_attributes(dataset: GeoDataset, layout: RecordLayout) -> dict[str, Any
         "count": len(dataset),
         "class_names": list(dataset.CLASS_NAMES),
         "bands": list(dataset.BANDS),
-        "means": list(dataset.MEANS),
-        "std_devs": list(dataset.STD_DEVS),
+        "means": None if dataset.MEANS is None else list(dataset.MEANS),
+        "std_devs": None if dataset.STD_DEVS is None else list(dataset.STD_DEVS),
         "df_hash": hash_dataframe(dataset.df),
         "image_shape": list(layout.image_shape),
         "image_dtype": layout.image_dtype.str,
@@ -65,8 +69,18 @@ def record_layout(dataset: GeoDataset) -> RecordLayout:
                         "nothing to write. Choose splits that hold samples.")
     image, target, _ = dataset.read_raw(0)
     mask = target if isinstance(target, np.ndarray) else None  # a mask or a multi-hot vector
-    return RecordLayout(image.shape, image.dtype, None if mask is None else mask.shape,
-                        None if mask is None else mask.dtype)
+    return RecordLayout(tuple(image.shape), image.dtype, None if mask is None else mask.shape,
+                        None if mask is None else mask.dtype,
+                        len(image.days) if isinstance(image, TimeSeries) else None)
+
+
+def as_series(images: np.ndarray, days: np.ndarray | None, valid: np.ndarray | None
+              ) -> np.ndarray | TimeSeries:
+    """A stored record's image as the dataset returns it: the array, or for a time series
+    (`days` given) the TimeSeries of its arrays."""
+    if days is None:
+        return images
+    return TimeSeries(images, np.array(days, dtype=np.int32), np.array(valid, dtype=bool))
 
 
 def iter_records(dataset: GeoDataset, layout: RecordLayout, progress: bool, desc: str
@@ -76,7 +90,7 @@ def iter_records(dataset: GeoDataset, layout: RecordLayout, progress: bool, desc
                       disable=not progress):
         image, target, df_idx = dataset.read_raw(index)
         path = dataset.split_df["image_path"].iloc[index]
-        if image.shape != layout.image_shape or image.dtype != layout.image_dtype:
+        if tuple(image.shape) != layout.image_shape or image.dtype != layout.image_dtype:
             raise DataError(
                 f"Image {path} is {image.dtype} {image.shape} but the split's first image is "
                 f"{layout.image_dtype} {layout.image_shape}; shards store one image size and "

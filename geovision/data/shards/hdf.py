@@ -1,7 +1,9 @@
 """One HDF5 file per split: one chunk per image, optional LZF, read back lazily per worker.
 
 Layout: `image` (N, C, H, W) in the stored dtype, `label` (N,) int64, `mask` (N, H, W) or
-`multi_hot` (N, K), `df_idx` (N,) int64, and the dataset's facts as file attributes.
+`multi_hot` (N, K), `df_idx` (N,) int64, and the dataset's facts as file attributes. A time
+series dataset stores `image` (N, T, C, H, W) padded, with `days` (N, T) int32 and `valid`
+(N, T) bool.
 
 Uncompressed is the default: a row stored in its own unfiltered chunk is read straight
 from a read-only memory map of the file at the chunk's address (an ordinary HDF5 file;
@@ -29,6 +31,7 @@ from geovision.data.base import GeoDataset
 from geovision.data.shards.common import (
     TARGET_NAMES,
     ShardWriteResult,
+    as_series,
     check_index,
     iter_records,
     record_layout,
@@ -61,10 +64,17 @@ def write_hdf(dataset: GeoDataset, path: str | os.PathLike, *, compression: str 
         else:
             targets = f.create_dataset(target_name, (n, *layout.mask_shape), layout.mask_dtype,
                                        chunks=(1, *layout.mask_shape), **options)
+        length = layout.series_length
+        if length is not None:
+            days = f.create_dataset("days", (n, length), np.int32, track_times=False)
+            valid = f.create_dataset("valid", (n, length), bool, track_times=False)
         df_idx = np.empty(n, dtype=np.int64)
         desc = f"{dataset.NAME} {dataset.split} -> {path.name}"
         for i, (image, target, idx) in enumerate(iter_records(dataset, layout, progress, desc)):
-            images[i] = image
+            if length is None:
+                images[i] = image
+            else:
+                images[i], days[i], valid[i] = image.images, image.days, image.valid
             targets[i] = target
             df_idx[i] = idx
         f.create_dataset("df_idx", data=df_idx, track_times=False)
@@ -125,11 +135,20 @@ class HdfDataset(Dataset):
             labels = f["label"][:] if self._target_name == "label" else None
             masks = (_RowReader(f[self._target_name], mapped)
                      if self._target_name != "label" else None)
+            series = (f["days"][:], f["valid"][:]) if "days" in f else (None, None)
             self._handles = (f, mapped, _RowReader(f["image"], mapped), masks,
-                             f["df_idx"][:], labels)
+                             f["df_idx"][:], labels, series)
             self._pid = os.getpid()
-        _, _, images, masks, df_idx, labels = self._handles
+        _, _, images, masks, df_idx, labels, _ = self._handles
         return images, masks, df_idx, labels
+
+    def _image(self, image: np.ndarray, position: int) -> np.ndarray | Any:
+        """The stored image at `position` as the dataset returns it (a TimeSeries for a time
+        series dataset)."""
+        days, valid = self._handles[-1]
+        if days is None:
+            return image
+        return as_series(image, days[position], valid[position])
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -144,7 +163,7 @@ class HdfDataset(Dataset):
         index = check_index(index, self._length)
         images, masks, df_idx, labels = self._open()
         target = int(labels[index]) if masks is None else masks.read(index)
-        return images.read(index), target, int(df_idx[index])
+        return self._image(images.read(index), index), target, int(df_idx[index])
 
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         return self.__getitems__([index])[0]
@@ -156,7 +175,8 @@ class HdfDataset(Dataset):
         `views`, raw rows come as read-only views of the mapped file instead of copies."""
         positions = [check_index(int(i), self._length) for i in indices]
         images, masks, df_idx, labels = self._open()
-        batch = images.read_rows(positions, views=views)
+        batch = [self._image(image, p) for image, p in
+                 zip(images.read_rows(positions, views=views), positions, strict=True)]
         if masks is None:
             targets = [int(labels[p]) for p in positions]
         else:

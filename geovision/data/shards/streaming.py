@@ -24,12 +24,14 @@ from geovision.data.base import GeoDataset
 from geovision.data.shards.common import (
     TARGET_NAMES,
     ShardWriteResult,
+    as_series,
     check_index,
     iter_records,
     record_layout,
     shard_attributes,
     transform_batch,
 )
+from geovision.data.temporal import TimeSeries
 from geovision.errors import ConfigError, MissingDataError
 from geovision.hashing import hash_directory
 from geovision.io.atomic import atomic_dir
@@ -70,12 +72,20 @@ def write_streaming(dataset: GeoDataset, out_dir: str | os.PathLike, *,
         columns["label"] = "int64"
     else:
         columns[target_name] = _ndarray_column(layout.mask_dtype, layout.mask_shape)
+    length = layout.series_length
+    if length is not None:  # a time series: its days and padding mask (bool as uint8)
+        columns["days"] = _ndarray_column(np.int32, (length,))
+        columns["valid"] = _ndarray_column(np.uint8, (length,))
     desc = f"{dataset.NAME} {dataset.split} -> {out_dir.name}"
     with atomic_dir(out_dir) as tmp:
         with MDSWriter(out=str(tmp), columns=columns, compression=compression,
                        size_limit=size_limit) as writer:
             for image, target, df_idx in iter_records(dataset, layout, progress, desc):
-                sample = {"image": image, "df_idx": int(df_idx)}
+                if length is None:
+                    sample = {"image": image, "df_idx": int(df_idx)}
+                else:
+                    sample = {"image": image.images, "days": image.days,
+                              "valid": image.valid.astype(np.uint8), "df_idx": int(df_idx)}
                 if layout.mask_shape is None:
                     sample["label"] = int(target)
                 else:
@@ -131,6 +141,25 @@ def upload_directory(local_dir: str | os.PathLike, remote: str) -> None:
 def is_remote(location: str | os.PathLike) -> bool:
     """Whether `location` is a URI (s3://, gs://, ...) rather than a local path."""
     return urllib.parse.urlparse(str(location)).scheme != ""
+
+
+def join_location(location: str | os.PathLike, name: str) -> str:
+    """`location`/`name` for a local folder or a remote URI alike."""
+    return f"{str(location).rstrip('/')}/{name}"
+
+
+def read_attributes(location: str | os.PathLike) -> dict[str, Any]:
+    """The geovision.json of an MDS folder, local or on S3 (read through S3IO with
+    `S3_ENDPOINT_URL` and the standard AWS credentials, as streaming reads the shards)."""
+    path = join_location(location, ATTRIBUTES_FILE)
+    if not is_remote(path):
+        return json.loads(Path(path).read_text())
+    if not path.startswith("s3://"):
+        raise ConfigError(f"remote MDS folder {location}: only s3:// attributes are read")
+    from geovision.io.s3 import S3IO
+
+    return json.loads(S3IO(endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None)
+                      .read_bytes(path))
 
 
 def default_cache_dir(location: str) -> Path:
@@ -200,7 +229,8 @@ class StreamingGeoDataset(Dataset):
             sample = self.streaming.get_item(index)
         name = self._target_name
         target = int(sample["label"][()]) if name == "label" else sample[name]
-        return sample["image"], target, int(sample["df_idx"][()])
+        image = as_series(sample["image"], sample.get("days"), sample.get("valid"))
+        return image, target, int(sample["df_idx"][()])
 
     def _local_sample(self, index: int) -> dict[str, Any] | None:
         """The sample's columns as read-only views of its shard file, mapped into memory once
@@ -239,7 +269,7 @@ class StreamingGeoDataset(Dataset):
         image, target, df_idx = self._record(index)
         # Decoded arrays may view read-only buffers; copies are writable like every other
         # reader's.
-        return np.array(image), target if isinstance(target, int) else np.array(target), df_idx
+        return _copy(image), target if isinstance(target, int) else np.array(target), df_idx
 
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         return self.__getitems__([index])[0]
@@ -250,12 +280,19 @@ class StreamingGeoDataset(Dataset):
         array (a list, not stacked: the batch transform writes each into its slot). With
         `views`, images come as read-only views of the shards instead of copies."""
         records = [self._record(int(i)) for i in indices]
-        images = [image if views else np.array(image) for image, _, _ in records]
+        images = [image if views else _copy(image) for image, _, _ in records]
         targets = [t if isinstance(t, int) else np.array(t) for _, t, _ in records]
         return images, targets, [i for _, _, i in records]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any, int]]:
         return transform_batch(self.sample_transform, *self.read_raw_batch(indices))
+
+
+def _copy(image: Any) -> Any:
+    """A writable copy of a stored image (a TimeSeries's days and valid are copies already)."""
+    if isinstance(image, TimeSeries):
+        return image._replace(images=np.array(image.images))
+    return np.array(image)
 
 
 Column = tuple[str, int, np.dtype, int, tuple[int, ...]]  # name, offset, dtype, count, shape

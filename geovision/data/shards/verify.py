@@ -16,7 +16,8 @@ class RawReader(Protocol):
 def record_digest(image: np.ndarray, target: Any, df_idx: int) -> str:
     """sha256 of a stored sample: dtypes, shapes and bytes of image and target, and df_idx."""
     h = hashlib.sha256()
-    for array in (np.asarray(image), np.asarray(target), np.asarray(df_idx, dtype=np.int64)):
+    parts = tuple(image) if isinstance(image, tuple) else (image,)  # a TimeSeries: each array
+    for array in (*map(np.asarray, parts), np.asarray(target), np.asarray(df_idx, np.int64)):
         if array.ndim == 0 and np.issubdtype(array.dtype, np.integer):
             array = array.astype(np.int64)  # a label is the same whether int or np.int64
         h.update(f"{array.dtype.str}{array.shape}".encode())

@@ -66,6 +66,9 @@ def compute_image_statistics(dataset_cls: type, root: str | os.PathLike, df: pd.
     if workers is None:
         workers = os.cpu_count() or 1
     workers = max(1, min(workers, len(dataset)))
+    if multiprocessing.current_process().daemon:
+        # A daemonic process may not start children: a celery prefork worker runs the step.
+        workers = 1
     worker = StatisticsWorker(dataset, nodata, bins_16bit, on_error)
     bar = tqdm(total=len(dataset), desc=f"{dataset_cls.NAME} statistics", unit="img",
                leave=True, disable=not progress)

@@ -1,5 +1,8 @@
 """Per-image rows: the worker that reads images and counts them into rows of statistics, and
-the table those rows become (one row per image, columns per band and per class)."""
+the table those rows become (one row per image, columns per band and per class).
+
+A time series counts as one image of all its real dates stacked: its row's `height` is the
+dates times the image height, so counts still equal height x width."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from geovision.data.statistics.kernels import (
     mask_stats,
     summary_moments,
 )
+from geovision.data.temporal import TimeSeries, date_mean, stacked_dates
 
 STAT_NAMES = ("count", "mean", "var", "std", "min", "max")
 # per row, the bins of the image's full histograms (0: none): a row stores only those from
@@ -160,9 +164,16 @@ class StatisticsWorker:
                 skipped.append((index, (str(dataset.split_df["image_path"].iloc[index]),
                                         str(exc))))
                 continue
-            image = np.asarray(image)
-            classes = (class_columns(dataset, image, target) if dataset.TASK == "segmentation"
-                       else None)
+            if isinstance(image, TimeSeries):
+                # Per band over all real dates; class band sums of the dates' mean image, so
+                # a class's sum over its pixels is its mean over every date.
+                classes = (class_columns(dataset, date_mean(image), target)
+                           if dataset.TASK == "segmentation" else None)
+                image = stacked_dates(image)
+            else:
+                image = np.asarray(image)
+                classes = (class_columns(dataset, image, target)
+                           if dataset.TASK == "segmentation" else None)
             if group is not None and not group.accepts(image):
                 blocks.append(group.block())
                 group = None

@@ -39,21 +39,19 @@ class RunInputs:
     root: Path
     df: pd.DataFrame
     normalisation: dict[str, list[float]] | None
-    shards_dir: Path | None
+    shards_dir: Path | str | None  # a remote URI (s3://...) stays a str
 
     def image_transform(self) -> Callable | None:
         """Standardisation with the recorded statistics (None: the dataset's defaults)."""
         if self.normalisation is None:
             return None
-        from geovision.data.transforms import ScaleNormalize
-
-        return ScaleNormalize(self.normalisation["means"], self.normalisation["std_devs"],
-                              self.dataset_cls.SCALE)
+        return self.dataset_cls.standardiser(self.normalisation["means"],
+                                             self.normalisation["std_devs"])
 
 
 def prepare_run(config: ExperimentConfig, *, home: Path, root: Path, df: pd.DataFrame,
                 normalisation: dict[str, list[float]] | None = None,
-                shards_dir: Path | None = None,
+                shards_dir: Path | str | None = None,
                 provenance: dict[str, Any] | None = None) -> Path:
     """Create the run directory and write hparams.yaml, the df and a `running` status."""
     dataset_cls = get_dataset(config.dataset_name)
@@ -84,4 +82,13 @@ def load_run(run_dir: Path) -> RunInputs:
                      root=Path(hparams["dataset"]["root"]),
                      df=pd.read_parquet(run_dir / INDEX_FILE),
                      normalisation=hparams.get("normalisation"),
-                     shards_dir=Path(shards) if shards else None)
+                     shards_dir=_shards_location(shards))
+
+
+def _shards_location(value: str | None) -> Path | str | None:
+    """The recorded shards folder: a local Path, or a remote URI kept as it is."""
+    from geovision.data.shards.streaming import is_remote
+
+    if not value:
+        return None
+    return value if is_remote(value) else Path(value)

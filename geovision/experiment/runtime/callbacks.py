@@ -1,4 +1,5 @@
-"""Lightning callbacks that keep the run directory complete and resumable."""
+"""Lightning callbacks (and the checkpoint writer) that keep the run directory complete and
+resumable."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from geovision.experiment.runfolders.folder import append_epoch_row, drop_epochs_from
+from geovision.io.store import ArtifactStore
 
 
 class EpochMetricsWriter(L.Callback):
@@ -72,3 +75,22 @@ class RandomStateCheckpoint(L.Callback):
         numpy = state_dict["numpy"]
         np.random.set_state((numpy["name"], numpy["keys"].numpy().astype(np.uint32),
                              numpy["position"], numpy["has_gauss"], numpy["gauss"]))
+
+
+class PublishingCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, publishing each checkpoint to the remote artifact root
+    right after it is saved (and withdrawing the ones Lightning prunes), so a run that dies
+    on one machine can resume from its last checkpoint on another."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path,
+                        storage_options: Any | None = None) -> None:
+        super().save_checkpoint(checkpoint, path, storage_options)
+        self.store.publish(path)
+
+    def remove_checkpoint(self, path: str | Path) -> None:
+        super().remove_checkpoint(path)
+        self.store.unpublish(path)

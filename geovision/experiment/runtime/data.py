@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,12 +27,15 @@ def split_frame(config: ExperimentConfig, dataset_cls: type[GeoDataset], root: P
 
 def split_datasets(config: ExperimentConfig, dataset_cls: type[GeoDataset], root: Path,
                    df: pd.DataFrame, image_transform: Callable | None = None,
-                   shards_dir: Path | None = None,
-                   splits: tuple[str, ...] = TRAINING_SPLITS) -> dict[str, Dataset]:
+                   shards_dir: Path | str | None = None,
+                   splits: tuple[str, ...] = TRAINING_SPLITS,
+                   streaming_cache: Callable[[str], Path] | None = None) -> dict[str, Dataset]:
     """One dataset per split of `df`, read the way `config.data.source` says.
 
     Shards must have been written from this very df (its hash is stored with them), so a
-    model never trains on splits other than the ones recorded for it.
+    model never trains on splits other than the ones recorded for it. MDS shards may be a
+    remote prefix (s3://...): MosaicML streaming then fetches them into
+    `streaming_cache(split)`, a folder of this run's own.
     """
     datasets = {split: dataset_cls(root, df=df, split=split, image_transform=image_transform)
                 for split in splits}
@@ -43,26 +45,43 @@ def split_datasets(config: ExperimentConfig, dataset_cls: type[GeoDataset], root
     if shards_dir is None:
         raise ConfigError(f"data.source={source!r} needs shards: write them first "
                           "(the hdf_shards / streaming_shards assets) or use source: files.")
-    shards_dir, expected = Path(shards_dir), hash_dataframe(df)
+    expected = hash_dataframe(df)
     if source == "hdf":
         from geovision.data.shards.hdf import HdfDataset, split_file
 
+        shards_dir = Path(shards_dir)
         readers = {split: HdfDataset(split_file(shards_dir, split), ds.sample_transform)
                    for split, ds in datasets.items()}
         stored = {split: reader.attrs.get("df_hash") for split, reader in readers.items()}
     else:
-        from geovision.data.shards.streaming import ATTRIBUTES_FILE, StreamingGeoDataset
+        from geovision.data.shards.streaming import (
+            StreamingGeoDataset,
+            is_remote,
+            join_location,
+            read_attributes,
+        )
 
-        readers = {split: StreamingGeoDataset(str(shards_dir / split), ds.sample_transform)
+        remote = is_remote(str(shards_dir))
+        shards_dir = str(shards_dir) if remote else Path(shards_dir)
+        locations = {split: join_location(shards_dir, split) for split in datasets}
+        readers = {split: StreamingGeoDataset(
+                       locations[split], ds.sample_transform,
+                       cache_dir=streaming_cache(split) if remote and streaming_cache else None)
                    for split, ds in datasets.items()}  # local shards are read in place
-        stored = {split: json.loads((shards_dir / split / ATTRIBUTES_FILE).read_text())
-                  .get("df_hash") for split in readers}
+        stored = {split: read_attributes(locations[split]).get("df_hash") for split in readers}
     stale = sorted(split for split, value in stored.items() if value != expected)
     if stale:
         raise ConfigError(f"The {source} shards in {shards_dir} (splits {stale}) were written "
                           "from a different dataset index than this run uses; rewrite them "
                           "from this index (materialize the shard asset again).")
     return readers
+
+
+def run_streaming_cache(run_dir: Path) -> Callable[[str], Path]:
+    """split -> the run's own cache folder for remote MDS shards (see split_datasets)."""
+    from geovision.layout import Layout
+
+    return lambda split: Layout.of_run(run_dir).run_streaming_cache(run_dir, split)
 
 
 def make_loader(dataset: Dataset, config: ExperimentConfig, shuffle: bool, *, rank: int = 0,

@@ -20,7 +20,7 @@ from geovision.experiment.metrics import confusion_matrix, confusion_table, make
 from geovision.experiment.plots import CONFUSION_SUFFIX, plot_confusion_matrix
 from geovision.experiment.runfolders.folder import write_yaml
 from geovision.experiment.runfolders.inputs import load_run
-from geovision.experiment.runtime.data import make_loader, split_datasets
+from geovision.experiment.runtime.data import make_loader, run_streaming_cache, split_datasets
 from geovision.experiment.runtime.fit import read_fit_result
 from geovision.experiment.workflows import load_module
 from geovision.experiment.workflows.base import ExperimentModule
@@ -60,7 +60,7 @@ def evaluate(module: ExperimentModule, loader: DataLoader, class_names: list[str
     seen = 0
     with torch.inference_mode():
         for batch in tqdm(loader, desc=f"evaluate {prefix}", leave=True, disable=not progress):
-            batch = [part.to(device) if torch.is_tensor(part) else part for part in batch]
+            batch = [part.to(device) if hasattr(part, "to") else part for part in batch]
             step = module.evaluation_step(tuple(batch))
             loss.update(step.loss, weight=step.batch_size)
             seen += step.batch_size
@@ -88,7 +88,8 @@ def evaluate_run(run_dir: Path, *, checkpoint: Path | None = None, split: str = 
     checkpoint = Path(checkpoint) if checkpoint else read_fit_result(run_dir).final_checkpoint
     module = load_module(checkpoint)
     dataset = split_datasets(inputs.config, inputs.dataset_cls, inputs.root, inputs.df,
-                             inputs.image_transform(), inputs.shards_dir, splits=(split,))[split]
+                             inputs.image_transform(), inputs.shards_dir, splits=(split,),
+                             streaming_cache=run_streaming_cache(run_dir))[split]
     loader = make_loader(dataset, inputs.config, shuffle=False)
     accelerator = inputs.config.trainer.accelerator
     device = "cuda" if accelerator != "cpu" and torch.cuda.is_available() else "cpu"

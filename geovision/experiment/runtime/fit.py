@@ -23,10 +23,16 @@ from geovision.experiment.runfolders.folder import (
     write_yaml,
 )
 from geovision.experiment.runfolders.inputs import load_run
-from geovision.experiment.runtime.callbacks import EpochMetricsWriter, RandomStateCheckpoint
-from geovision.experiment.runtime.data import make_loader, split_datasets
+from geovision.experiment.runtime.callbacks import (
+    EpochMetricsWriter,
+    PublishingCheckpointIO,
+    RandomStateCheckpoint,
+)
+from geovision.experiment.runtime.data import make_loader, run_streaming_cache, split_datasets
 from geovision.experiment.workflows import build_module
 from geovision.io.memory import keep_freed_memory
+from geovision.io.store import artifact_store
+from geovision.layout import Layout
 
 log = logging.getLogger(__name__)
 SWA_CHECKPOINT = "swa.ckpt"
@@ -62,7 +68,8 @@ def fit_run(run_dir: Path, *, resume: bool = False, progress: bool = True,
     L.seed_everything(config.random_seed, workers=True, verbose=False)
     datasets = split_datasets(config, inputs.dataset_cls, inputs.root, inputs.df,
                               inputs.image_transform(), inputs.shards_dir,
-                              splits=("train", "val"))
+                              splits=("train", "val"),
+                              streaming_cache=run_streaming_cache(run_dir))
     image_size = int(datasets["train"][0][0].shape[-1])
     module = build_module(config, len(inputs.dataset_cls.BANDS),
                           len(inputs.dataset_cls.CLASS_NAMES), image_size)
@@ -117,6 +124,8 @@ def make_trainer(config: ExperimentConfig, run_dir: Path, *, world_size: int = 1
                   RandomStateCheckpoint(), checkpoints]
     if progress:
         callbacks.append(TQDMProgressBar(leave=True))  # bars stay on screen after the run
+    # With a remote artifact root every checkpoint is published as soon as it is saved.
+    store = artifact_store(Layout.of_run(run_dir).home)
     trainer = L.Trainer(
         default_root_dir=run_dir,
         max_epochs=config.trainer.max_epochs,
@@ -133,6 +142,7 @@ def make_trainer(config: ExperimentConfig, run_dir: Path, *, world_size: int = 1
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # make_loader already gives each process its share
+        plugins=[PublishingCheckpointIO(store)] if store is not None else None,
     )
     return trainer, checkpoints
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from geovision.experiment.config import ExperimentConfig
 from geovision.experiment.workflows.augment import BatchAugment
-from geovision.models.registry import build_model
+from geovision.models.registry import create_model
 
 RANDOM_STATE_KEY = "geovision_random_state"
 
@@ -47,9 +47,10 @@ class ExperimentModule(L.LightningModule, ABC):
         self.save_hyperparameters()
         self.config = ExperimentConfig.model_validate(config)
         self.num_classes = num_classes
-        self.model: nn.Module = build_model(self.config.model.name, in_channels, num_classes,
-                                            self.config.model_role, image_size=image_size,
-                                            **self.config.model.kwargs)
+        # The config's validation checked the model against the workflow's role.
+        self.model: nn.Module = create_model(self.config.model.name, in_channels=in_channels,
+                                             num_classes=num_classes, image_size=image_size,
+                                             **self.config.model.kwargs)
         self.augment = BatchAugment(self.config.data.transforms, self.config.random_seed)
 
     @abstractmethod

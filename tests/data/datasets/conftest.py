@@ -16,6 +16,8 @@ from PIL import Image
 
 from geovision.data.base import GeoDataset, multi_hot
 from geovision.data.splits import ROW_SPLITS, SplitSettings
+from geovision.data.temporal import TimeSeries, parse_dates
+from geovision.errors import DataError
 
 RNG_SEED = 0
 
@@ -593,6 +595,78 @@ def build_hyspecnet(root: Path) -> Path:
     return root
 
 
+# PASTIS-R: patch id -> (fold, S2 dates, S1A dates, S1D dates); ids as published (5 digits,
+# not contiguous), two patches per fold, series of different lengths.
+PASTIS_PATCHES = {10000: (1, 5, 6, 4), 10013: (1, 3, 4, 4), 20040: (2, 4, 5, 6),
+                  20001: (2, 5, 3, 3), 30123: (3, 2, 6, 5), 30007: (3, 4, 4, 4),
+                  40001: (4, 3, 5, 5), 40002: (4, 5, 6, 6), 10002: (5, 4, 3, 4),
+                  20005: (5, 3, 4, 3)}
+PASTIS_SIZE = 8
+
+
+def pastis_dates(patch: int, count: int, first: str) -> dict[str, int]:
+    """{index: yyyymmdd} as metadata.geojson stores them: every 12 days from `first`."""
+    import datetime as dt
+
+    start = dt.date.fromisoformat(first) + dt.timedelta(days=patch % 7)
+    return {str(k): int((start + dt.timedelta(days=12 * k)).strftime("%Y%m%d"))
+            for k in range(count)}
+
+
+def pastis_s2_values(patch: int, date: int, band: int) -> int:
+    """S2 reflectance x 10,000 that names its patch's fold, date and band."""
+    return 1000 * (band + 1) + 10 * date + PASTIS_PATCHES[patch][0]
+
+
+def build_pastis(root: Path) -> Path:
+    """PASTIS-R.zip's tree: DATA_S2 (T, 10, 8, 8) int16, DATA_S1A / DATA_S1D (T, 3, 8, 8)
+    float16, ANNOTATIONS/TARGET (3, 8, 8) uint8 with channel 0 the classes (void 19 in each
+    patch's last row), ParcelIDs, metadata.geojson (one patch's dates as JSON text, as some
+    exports write them), NORM_S2_patch.json."""
+    folder = root / "PASTIS-R"
+    for sub in ("DATA_S2", "DATA_S1A", "DATA_S1D", "ANNOTATIONS", "INSTANCE_ANNOTATIONS"):
+        (folder / sub).mkdir(parents=True)
+    features = []
+    size = PASTIS_SIZE
+    for patch, (fold, t2, t1a, t1d) in PASTIS_PATCHES.items():
+        s2 = np.stack([np.stack([np.full((size, size), pastis_s2_values(patch, d, b), np.int16)
+                                 for b in range(10)]) for d in range(t2)])
+        s2[:, :, 0, 0] += np.arange(t2, dtype=np.int16)[:, None]  # not constant per band
+        np.save(folder / "DATA_S2" / f"S2_{patch}.npy", s2)
+        for sensor, count in (("S1A", t1a), ("S1D", t1d)):
+            rng = rng_for(folder / f"{sensor}_{patch}")
+            np.save(folder / f"DATA_{sensor}" / f"{sensor}_{patch}.npy",
+                    rng.normal(-12, 3, (count, 3, size, size)).astype(np.float16))
+        semantic = np.zeros((size, size), np.uint8)
+        semantic[:4, :4] = patch % 18 + 1  # a parcel of one of the crop classes
+        semantic[4:7, 2:8] = 1  # meadow
+        semantic[7] = 19  # void
+        np.save(folder / "ANNOTATIONS" / f"TARGET_{patch}.npy",
+                np.stack([semantic, (semantic > 0).astype(np.uint8), np.zeros_like(semantic)]))
+        np.save(folder / "ANNOTATIONS" / f"ParcelIDs_{patch}.npy",
+                (semantic > 0).astype(np.int64) * patch)
+        np.save(folder / "INSTANCE_ANNOTATIONS" / f"INSTANCES_{patch}.npy",
+                (semantic > 0).astype(np.int64))
+        dates = {"dates-S2": pastis_dates(patch, t2, "2018-09-17"),
+                 "dates-S1A": pastis_dates(patch, t1a, "2018-09-05"),
+                 "dates-S1D": pastis_dates(patch, t1d, "2018-09-07")}
+        if patch == 30123:
+            dates = {key: json.dumps(value) for key, value in dates.items()}
+        x0 = 600_000 + 1280 * (patch % 10)
+        features.append({"type": "Feature", "id": str(patch), "properties": {
+            "ID_PATCH": patch, "Fold": fold, "N_Parcel": 2, "Parcel_Cover": 0.6,
+            "TILE": "t30uxv", **dates},
+            "geometry": {"type": "Polygon", "coordinates": [[
+                [x0, 6_800_000], [x0 + 1280, 6_800_000], [x0 + 1280, 6_798_720],
+                [x0, 6_798_720], [x0, 6_800_000]]]}})
+    (folder / "metadata.geojson").write_text(json.dumps(
+        {"type": "FeatureCollection", "name": "metadata", "crs": {"type": "name", "properties": {
+            "name": "urn:ogc:def:crs:EPSG::2154"}}, "features": features}))
+    (folder / "NORM_S2_patch.json").write_text(json.dumps(
+        {f"Fold_{k}": {"mean": [1000.0] * 10, "std": [500.0] * 10} for k in range(1, 6)}))
+    return root
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "imagenette": lambda r: build_imagenette(r, "imagenette2"),
     "imagenette_320": lambda r: build_imagenette(r, "imagenette2-320"),
@@ -617,6 +691,9 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "spacenet3": build_spacenet3,
     "hyspecnet11k": build_hyspecnet,
     "hyspecnet11k_hard": build_hyspecnet,
+    "pastis_r": build_pastis,
+    "pastis_r_s1a": build_pastis,
+    "pastis_r_s1d": build_pastis,
 }
 
 
@@ -645,7 +722,7 @@ def check_contract(cls: type[GeoDataset], root: Path, val_split: float = 0.25,
                    random_seed: int = 1, seed_changes_splits: bool = True) -> pd.DataFrame:
     """Everything the contract promises, on one dataset; returns its df for further checks."""
     df = cls.build_df(root, SplitSettings(random_seed, val_split, 0.2))
-    assert list(df.columns) == EXPECTED_COLUMNS[cls.TASK]
+    assert list(df.columns) == EXPECTED_COLUMNS[cls.TASK] + (["dates"] if cls.TEMPORAL else [])
     assert list(df.index) == list(range(len(df)))
     path_columns = ["image_path"] + (["mask_path"] if cls.TASK == "segmentation" else [])
     for column in path_columns:
@@ -668,9 +745,15 @@ def check_contract(cls: type[GeoDataset], root: Path, val_split: float = 0.25,
     assert ids["trainval"] | ids["test"] == ids["all"] == set(df.index)
     # the returned tuples
     ds = parts["all"]
+    if cls.MEANS is None:  # no published statistics: the data's own, as training uses them
+        with pytest.raises(DataError, match="publishes no per-band statistics"):
+            ds[0]
+        ds = cls(root, df=df, split="all", image_transform=data_standardiser(cls, root, df))
     for index in (0, len(ds) - 1):
         image, target, df_idx = ds[index]
         row = df.loc[df_idx]
+        if cls.TEMPORAL:
+            image = check_series(cls, image, row)
         assert isinstance(image, torch.Tensor) and image.dtype == torch.float32
         assert image.ndim == 3 and image.shape[0] == len(cls.BANDS)
         assert isinstance(df_idx, int)
@@ -685,6 +768,39 @@ def check_contract(cls: type[GeoDataset], root: Path, val_split: float = 0.25,
             assert torch.equal(target, torch.from_numpy(multi_hot(row["label_str"],
                                                                   cls.CLASS_NAMES)))
     return df
+
+
+def data_standardiser(cls: type[GeoDataset], root: Path, df: pd.DataFrame) -> Callable:
+    """The image transform training would use: the train split's computed statistics."""
+    from geovision.data.statistics import compute_image_statistics, means_and_std_devs
+
+    table = compute_image_statistics(cls, root, df, workers=1, progress=False).table
+    return cls.standardiser(*means_and_std_devs(table, cls.BANDS, "train", scale=cls.SCALE))
+
+
+def check_series(cls: type[GeoDataset], series: TimeSeries, row: pd.Series) -> torch.Tensor:
+    """A temporal sample: padded float images, the row's dates as days since the reference
+    date, a mask of the real ones, zero padding; returns its first image for the checks
+    every dataset goes through."""
+    assert isinstance(series, TimeSeries)
+    dates = parse_dates(row["dates"])
+    assert series.images.ndim == 4 and series.images.shape[1] == len(cls.BANDS)
+    assert series.days.dtype == torch.int64 and series.valid.dtype == torch.bool
+    assert series.images.shape[0] == series.days.shape[0] == series.valid.shape[0] >= len(dates)
+    assert series.valid.tolist() == [True] * len(dates) + [False] * (len(series.valid)
+                                                                      - len(dates))
+    assert series.days[:len(dates)].tolist() == [(d - cls.REFERENCE_DATE).days for d in dates]
+    assert not series.images[~series.valid].any() and series.images[series.valid].std() > 0
+    return series.images[0]
+
+
+def same_sample(got: tuple, want: tuple) -> bool:
+    """Whether two (image, target, df_idx) tuples are equal, time series field by field."""
+    def equal(a: object, b: object) -> bool:
+        if isinstance(b, TimeSeries):
+            return isinstance(a, TimeSeries) and all(map(equal, a, b))
+        return torch.equal(a, b) if isinstance(b, torch.Tensor) else a == b
+    return all(map(equal, got, want))
 
 
 @pytest.fixture(scope="session")
@@ -707,7 +823,8 @@ def check_statistics_and_shards(cls: type[GeoDataset], root: Path, out: Path,
     if cls.TASK == "segmentation":
         pixels = table[[class_column(c, "pixels") for c in cls.CLASS_NAMES]].sum(axis=1)
         assert (pixels <= table["height"] * table["width"]).all()
-    source = cls(root, df=df, split=split)
+    transform = data_standardiser(cls, root, df) if cls.MEANS is None else None
+    source = cls(root, df=df, split=split, image_transform=transform)
     hdf = write_hdf_splits(cls, root, out / "hdf", df=df, splits=(split,), progress=False)[split]
     mds = write_streaming_splits(cls, root, out / "mds", df=df, splits=(split,),
                                  progress=False)[split]
@@ -716,10 +833,7 @@ def check_statistics_and_shards(cls: type[GeoDataset], root: Path, out: Path,
     for reader in readers:
         assert len(reader) == len(source) > 0
         for index in range(len(source)):
-            got, want = reader[index], source[index]
-            assert got[2] == want[2]
-            for a, b in zip(got[:2], want[:2], strict=True):
-                assert torch.equal(a, b) if isinstance(b, torch.Tensor) else a == b
+            assert same_sample(reader[index], source[index]), index
     return table
 
 

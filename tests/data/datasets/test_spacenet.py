@@ -72,12 +72,13 @@ def test_sn3_roads_are_one_pixel_lines(miniature, contract):
 def test_tarballs_come_from_the_public_bucket():
     assert BUCKET == "s3://spacenet-dataset/spacenet"
     assert object_url("SN1_buildings", "x.tar.gz") == (
-        f"{PUBLIC_URL}/SN1_buildings/tarballs/x.tar.gz")
+        f"{BUCKET}/SN1_buildings/tarballs/x.tar.gz")
+    assert PUBLIC_URL == "https://spacenet-dataset.s3.amazonaws.com/spacenet"
     names = [r.filename for r in SN2.RESOURCES]
     assert names == [f"SN2_buildings_train_AOI_{a}.tar.gz"
                      for a in ("2_Vegas", "3_Paris", "4_Shanghai", "5_Khartoum")]
     for cls in (SN1, SN2, SN3):
-        assert all(r.md5 and r.url.startswith(PUBLIC_URL) for r in cls.RESOURCES)
+        assert all(r.md5 and r.public and r.url.startswith(BUCKET) for r in cls.RESOURCES)
 
 
 @pytest.mark.parametrize("name", ["spacenet1", "spacenet2"])

@@ -1,0 +1,132 @@
+"""The artifact root on S3 (moto's server on loopback, s5cmd for the transfers): assets work in
+the local cache and publish what they wrote, marker last; training streams its MDS shards from
+S3 and publishes every checkpoint as it is saved; a wiped cache (a fresh machine) is filled
+back from S3; the credentials reach no log, metadata or run file."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    MultiPartitionKey,
+    PipesSubprocessClient,
+    materialize,
+)
+from dagster._serdes import serialize_value
+from dagster_aws.s3 import S3Resource
+
+from geovision.experiment.runfolders.folder import CHECKPOINTS, HPARAMS_FILE
+from geovision.hashing import hash_directory, sha256_file
+from geovision.io.s3 import S3IO
+from geovision.io.store import MARKER_SUFFIX, ArtifactStore
+from geovision.layout import Layout
+from geovision_assets.assets.datasets import dataset_index, raw_dataset
+from geovision_assets.assets.evaluation import model_evaluation
+from geovision_assets.assets.shards import streaming_shards
+from geovision_assets.assets.statistics import image_statistics
+from geovision_assets.assets.training import trained_model
+from geovision_assets.resources import GeovisionHome, RecipeLibrary
+
+DATASET_ASSETS = [raw_dataset, dataset_index, image_statistics, streaming_shards]
+
+
+@pytest.fixture()
+def deployment(s3_env, tmp_path, monkeypatch):
+    """A bucket, a streaming recipe, the resources a deployment configures, an instance that
+    keeps its event log and compute logs on disk (to be scanned for the credentials)."""
+    s3 = S3IO(endpoint_url=s3_env.endpoint_url, timeout=120)
+    bucket = "gv-root-" + secrets.token_hex(4)
+    s3.make_bucket(bucket)
+    root = f"s3://{bucket}/geovision"
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    recipe = yaml.safe_load(Path("recipes/demo.yaml").read_text())
+    recipe["trainer"]["max_epochs"] = 2
+    recipe["data"]["source"] = "streaming"
+    recipe["checkpoint"] = {"save_top_k": 1}
+    (recipes / "s3demo.yaml").write_text(yaml.safe_dump(recipe | {"name": "s3demo"}))
+    home = tmp_path / "cache"
+    for key in ("GEOVISION_ARTIFACT_ROOT", "S3_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)  # the resource alone configures them
+    resources = {
+        "home": GeovisionHome(path=str(home), artifact_root=root),
+        "s3": S3Resource(endpoint_url=s3_env.endpoint_url, aws_access_key_id=s3_env.access_key,
+                         aws_secret_access_key=s3_env.secret_key),
+        "recipes": RecipeLibrary(path=str(recipes)), "pipes": PipesSubprocessClient()}
+    (tmp_path / "dagster_home").mkdir()
+    instance = DagsterInstance.local_temp(str(tmp_path / "dagster_home"))
+    instance.add_dynamic_partitions("recipe", ["s3demo"])
+    yield resources, instance, s3, root, Layout(home), tmp_path
+    instance.dispose()
+
+
+def test_assets_publish_to_s3_and_training_streams_from_it(deployment):
+    resources, instance, s3, root, layout, tmp_path = deployment
+    runs = [materialize(DATASET_ASSETS, partition_key="synthetic", instance=instance,
+                        resources=resources)]
+    model_key = str(MultiPartitionKey({"dataset": "synthetic", "recipe": "s3demo"}))
+    runs.append(materialize([trained_model], partition_key=model_key, instance=instance,
+                            resources=resources))
+    assert all(run.success for run in runs)
+
+    # every artifact is published, and a second reader gets exactly the local bytes
+    reader_cache = tmp_path / "reader"
+    reader = ArtifactStore(root, reader_cache, s3)
+    for local in (layout.dataset("synthetic"), layout.statistics("synthetic"),
+                  layout.shards("synthetic", "mds")):
+        relative = local.relative_to(layout.home)
+        assert hash_directory(reader.fetch(reader_cache / relative)) == hash_directory(local)
+    assert sha256_file(reader.fetch(reader_cache / "index" / "synthetic.parquet")) == \
+        sha256_file(layout.index("synthetic"))
+    event = instance.get_latest_materialization_event(AssetKey("streaming_shards"))
+    published = event.asset_materialization.metadata["published"].value
+    assert list(published) == ["shards/synthetic/mds"]
+    assert published["shards/synthetic/mds"].startswith(f"{root}/shards/synthetic/mds@")
+
+    # the training read its shards from S3 through MosaicML streaming, into its own cache
+    record = json.loads(layout.model_record("synthetic", "s3demo").read_text())
+    run_dir = Path(record["run_dir"])
+    hparams = yaml.safe_load((run_dir / HPARAMS_FILE).read_text())
+    assert hparams["shards_dir"] == published["shards/synthetic/mds"]
+    streamed = sorted(p.name for p in layout.run_streaming_cache(run_dir, "train").iterdir())
+    assert "index.json" in streamed and any(n.endswith(".mds") for n in streamed)
+
+    # each checkpoint was published when saved, the pruned ones withdrawn
+    local_checkpoints = {p.name for p in (run_dir / CHECKPOINTS).iterdir()}
+    prefix = f"{root}/{run_dir.relative_to(layout.home).as_posix()}/{CHECKPOINTS}/"
+    markers = {o.url[len(prefix):-len(MARKER_SUFFIX)] for o in s3.list(prefix)
+               if o.url.endswith(MARKER_SUFFIX)}
+    assert markers == local_checkpoints and "last.ckpt" in markers
+
+    # a machine with an empty cache evaluates the model from what S3 holds
+    shutil.rmtree(layout.home)
+    evaluated = materialize([model_evaluation], partition_key=model_key, instance=instance,
+                            resources=resources)
+    assert evaluated.success
+    metrics = evaluated.asset_materializations_for_node("model_evaluation")[0].metadata
+    assert metrics["test_accuracy"].value == pytest.approx(record["test_metrics"]["test_accuracy"])
+    assert (run_dir / "evaluation" / "test_metrics.yaml").is_file()
+
+    # the credentials are nowhere: event log, metadata, compute logs, run folders, artifacts
+    access_key = resources["s3"].aws_access_key_id
+    secret = resources["s3"].aws_secret_access_key
+    events = serialize_value([e for run in runs + [evaluated]
+                              for e in instance.all_logs(run.run_id)])
+    assert access_key not in events and secret not in events
+    scanned = 0
+    for folder in (tmp_path / "dagster_home", layout.home, reader_cache):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert access_key.encode() not in data and secret.encode() not in data, path
+                scanned += 1
+    assert scanned > 800 and (run_dir / HPARAMS_FILE).is_file()
+    assert any(p.suffix in (".out", ".err", ".log")
+               for p in (tmp_path / "dagster_home").rglob("*"))  # compute logs were scanned
