@@ -7,7 +7,7 @@ libraries they follow, at the same batch, size and device; goal >= 0.95.
 
 Each contender runs in a process of its own, in turns that rotate over the rounds; the ratio is
 the median of the per-round ratios (bench/common.py). On a GPU: batch 32 at 224 px; on the CPU:
-batch 4 at 128 px. Further lines (e.g. a loss's share of a U-Net step) are added as their own
+batch 2 at 64 px (a shared 2-core machine). Further lines (e.g. a loss's share of a U-Net step) are added as their own
 function called from `main`.
 """
 
@@ -28,7 +28,7 @@ def setting() -> tuple[str, int, int]:
     """(device, batch, size) for this machine."""
     if torch.cuda.is_available():
         return "cuda", 32, 224
-    return "cpu", 4, 128
+    return "cpu", 2, 64
 
 
 def build(name: str) -> tuple[torch.nn.Module, int, bool]:
