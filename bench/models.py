@@ -7,8 +7,8 @@ libraries they follow, at the same batch, size and device; goal >= 0.95.
 
 Each contender runs in a process of its own, in turns that rotate over the rounds; the ratio is
 the median of the per-round ratios (bench/common.py). On a GPU: batch 32 at 224 px; on the CPU:
-batch 2 at 64 px (a shared 2-core machine). Further lines (e.g. a loss's share of a U-Net step) are added as their own
-function called from `main`.
+batch 2 at 64 px (a shared 2-core machine). The Potts loss's share of a U-Net training step
+is bench/_models_losses.py's line.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 
+from bench._models_losses import potts_share
 from bench.common import contenders_in_rounds, median_line
 
 GOAL = 0.95
@@ -97,6 +98,7 @@ def throughput() -> None:
 
 def main() -> None:
     throughput()
+    potts_share()
 
 
 if __name__ == "__main__":

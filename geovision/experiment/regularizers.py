@@ -2,8 +2,10 @@
 
 Each term is computed on the softmax of the logits, with the Gaussian affinity of the batch's
 images in units of [0, 1]-scaled bands: the standardised bands the model sees are multiplied by
-the dataset's STD_DEVS (the means cancel in differences). Settings not in the config come from
-the term's preset (geovision.models.losses.PRESETS).
+the dataset's STD_DEVS (the means cancel in differences). Those are the dataset class's
+figures, not the train statistics a run may have recorded: they differ little, and only the
+kernel's width depends on them. Settings not in the config come from the term's preset
+(geovision.models.losses.PRESETS).
 """
 
 from __future__ import annotations

@@ -32,11 +32,15 @@ def demo(tmp_path_factory):
     recipe["trainer"]["max_epochs"] = 3
     recipe["name"] = "quick"
     (recipes / "quick.yaml").write_text(yaml.safe_dump(recipe))
+    segmentation = yaml.safe_load(Path("recipes/unet_potts.yaml").read_text())
+    segmentation["trainer"]["max_epochs"] = 2  # Potts ramps in over the second epoch
+    (recipes / "quick_seg.yaml").write_text(yaml.safe_dump(segmentation))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GEOVISION_HOME", str(tmp / "home"))
         mp.setenv("GEOVISION_RECIPES", str(recipes))
         instance = DagsterInstance.ephemeral()
-        result = run_demo(instance, recipe="quick")
+        result = run_demo(instance, recipe="quick",
+                          segmentation=("synthetic_segmentation", "quick_seg"))
         yield instance, result, tmp / "home"
 
 
@@ -122,6 +126,22 @@ def test_model_outputs(demo):
     assert meta["config_hash"].value == record.config_hash
     assert meta["plot_loss"].value.startswith("loss")
     assert meta["random_seed"].value == 0
+
+
+def test_segmentation_model_trained_with_the_potts_term(demo):
+    instance, result, _ = demo
+    record = result.segmentation
+    assert (record.dataset, record.recipe) == ("synthetic_segmentation", "quick_seg")
+    metrics = pd.read_csv(Path(record.run_dir) / "metrics.csv")
+    assert metrics["epoch"].tolist() == [0, 1]
+    # The ramp (a quarter to half of training) keeps Potts out of the first epoch.
+    first, second = metrics.iloc[0], metrics.iloc[1]
+    assert first["train_loss"] == pytest.approx(first["train_ce"], rel=1e-6)
+    assert second["train_loss"] > second["train_ce"] and second["val_potts"] > 0
+    assert {"test_ce", "test_potts", "test_jaccard"} <= set(record.test_metrics)
+    for key in ("trained_model", "model_evaluation"):
+        events = instance.fetch_materializations(AssetKey(key), limit=10).records
+        assert "synthetic_segmentation|quick_seg" in {e.partition_key for e in events}, key
 
 
 def test_model_evaluation(demo):
