@@ -20,7 +20,7 @@ def main() -> None:
     images = torch.randn(8, 4, 64, 64)
     model = prepare(SmallCNN(4, 5, width=16, depth=3), images)
     target = predicted_target(model, images, "classification")
-    layer = "features.6.0"
+    layer = "features.6.conv"
     contenders = {
         "integrated_gradients": (
             lambda: explain(model, images, target, "integrated_gradients", prepared=True,

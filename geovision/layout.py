@@ -32,13 +32,17 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from geovision.errors import ConfigError
 
 HOME_ENV = "GEOVISION_HOME"
 DEFAULT_HOME_NAME = ".geovision_home"
 SHARD_FORMATS = ("hdf", "mds")
-# An experiment config's `data.source` -> the shard format it reads ("files" reads no shards).
+# Where an experiment reads its samples (the config's `data.source`), and the shard format
+# each source reads ("files" reads the image files, no shards).
+DataSource = Literal["files", "hdf", "streaming"]
+SOURCES: tuple[str, ...] = get_args(DataSource)
 SOURCE_FORMATS = {"hdf": "hdf", "streaming": "mds"}
 
 
@@ -119,8 +123,7 @@ class Layout:
         if source == "files":
             return None
         if source not in SOURCE_FORMATS:
-            raise ConfigError(f"data source {source!r} is not one of files, "
-                              f"{', '.join(SOURCE_FORMATS)}")
+            raise ConfigError(f"data source {source!r} is not one of {', '.join(SOURCES)}")
         return self.shards(name, SOURCE_FORMATS[source])
 
     def features(self, name: str) -> Path:

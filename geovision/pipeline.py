@@ -341,7 +341,7 @@ def explain_model(dataset: str, recipe: str, home: Path | None = None, *,
     """The six-method attribution report of the recorded (dataset, recipe) model on the
     first test images: maps, faithfulness and randomisation scores, a markdown summary."""
     from geovision.analysis.attribution.report import attribution_report
-    from geovision.experiment.runtime.train import load_module
+    from geovision.experiment.workflows import load_module
 
     layout = Layout(home)
     record = load_model_record(dataset, recipe, layout.home)

@@ -14,6 +14,7 @@ from geovision_assets.assets.satellite import satellite_scene
 from geovision_assets.assets.shards import hdf_shards, streaming_shards
 from geovision_assets.assets.statistics import eda_report, image_statistics
 from geovision_assets.assets.training import trained_model
+from geovision_assets.assets.weights import ported_weights
 from geovision_assets.jobs import build_jobs
 from geovision_assets.resources import (
     DetectorWeights,
@@ -40,7 +41,7 @@ def default_resources() -> dict:
 
 
 defs = Definitions(
-    assets=[*DATASET_ASSETS, *MODEL_ASSETS, satellite_scene, *SCENE_ASSETS],
+    assets=[*DATASET_ASSETS, *MODEL_ASSETS, satellite_scene, *SCENE_ASSETS, ported_weights],
     sensors=[recipe_sensor, *satellite_sensors, scene_predictions_sensor],
     jobs=build_jobs(DATASET_ASSETS, MODEL_ASSETS),
     resources=default_resources(),

@@ -13,6 +13,7 @@ from dagster import (
 )
 
 from geovision.data.registry import list_datasets
+from geovision.models.port import list_ports
 
 dataset_partitions = StaticPartitionsDefinition(list_datasets())
 recipe_partitions = DynamicPartitionsDefinition(name="recipe")
@@ -45,3 +46,6 @@ def scene_and_recipe(partition_key: object) -> tuple[str, str]:
     """(scene, recipe) from a `scene x recipe` partition key."""
     keys = partition_key.keys_by_dimension  # type: ignore[attr-defined]
     return keys["scene"], keys["recipe"]
+
+# One ported weights file per port recipe, `<our model>.<source>` (geovision.models.port).
+port_partitions = StaticPartitionsDefinition(list_ports())

@@ -83,6 +83,11 @@ def test_compose_wires_the_services():
         assert "/data/geovision" in services[name]["volumes"][0]
         assert "GEOVISION_ARTIFACT_ROOT" in services[name]["environment"]
     assert services["worker"]["profiles"] == services["redis"]["profiles"] == ["celery"]
+    # workers on other nodes reach the DGX's broker and storage by its name
+    assert services["redis"]["ports"] == ["6379:6379"]
+    assert services["postgres"]["ports"] == ["5432:5432"]
+    for name in ("code", "webserver", "daemon", "worker"):
+        assert services[name]["environment"]["POSTGRES_HOST"] == "postgres"
     workspace = yaml.safe_load(Path("docker/workspace.yaml").read_text())
     server = workspace["load_from"][0]["grpc_server"]
     assert server["host"] == "code" and str(server["port"]) in Path(

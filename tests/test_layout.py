@@ -2,7 +2,7 @@
 
 import pytest
 
-from geovision.layout import Layout
+from geovision.layout import SOURCE_FORMATS, SOURCES, Layout
 
 
 def test_paths_follow_the_documented_tree(tmp_path):
@@ -24,6 +24,7 @@ def test_a_config_source_names_its_shard_folder(tmp_path):
     assert layout.shards_for_source("d", "files") is None
     assert layout.shards_for_source("d", "hdf") == layout.shards("d", "hdf")
     assert layout.shards_for_source("d", "streaming") == layout.shards("d", "mds")
+    assert set(SOURCE_FORMATS) == set(SOURCES) - {"files"}  # every shard source has a format
     with pytest.raises(ValueError, match="data source 'zarr'"):
         layout.shards_for_source("d", "zarr")
 

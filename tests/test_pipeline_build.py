@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from geovision.data.acquire import build_index
+from geovision.data.splits import SplitSettings
 from geovision.layout import Layout
 from geovision.pipeline import build_upstream, statistics_fit_index
 
@@ -27,7 +28,7 @@ def test_upstream_is_built_once_and_again_when_the_index_changes(geovision_home)
     assert len(summary["train_means"]) == 4
     assert build(geovision_home, lines) == []  # everything there and fitting
 
-    build_index("synthetic", geovision_home, random_seed=7)  # other splits: a new index
+    build_index("synthetic", geovision_home, SplitSettings(7, 0.1, 0.2))  # a new index
     assert not statistics_fit_index("synthetic", geovision_home)
     assert build(geovision_home, lines) == ["compute statistics"]
     assert statistics_fit_index("synthetic", geovision_home)

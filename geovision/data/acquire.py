@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from geovision.data.registry import get_dataset
+from geovision.data.splits import SplitSettings
 from geovision.errors import MissingDataError
 from geovision.hashing import hash_dataframe, hash_manifest, sha256_file
 from geovision.io.atomic import atomic_file
@@ -54,12 +55,13 @@ def acquire_dataset(name: str, home: Path | None = None) -> RawDataset:
                       data_version=hash_manifest(manifest))
 
 
-def build_index(name: str, home: Path | None = None, random_seed: int | None = None,
-                val_split: float | None = None, test_split: float | None = None) -> DatasetIndex:
-    """Build the dataset's df (its identity: samples, labels, splits) and save it as parquet."""
+def build_index(name: str, home: Path | None = None,
+                splits: SplitSettings | None = None) -> DatasetIndex:
+    """Build the dataset's df (its identity: samples, labels, splits) and save it as parquet;
+    `splits` defaults to the dataset's own settings."""
     layout = Layout(home)
     dataset_cls = get_dataset(name)
-    df = dataset_cls.build_df(layout.dataset(name), random_seed, val_split, test_split)
+    df = dataset_cls.build_df(layout.dataset(name), splits)
     path = layout.index(name)
     with atomic_file(path) as tmp:
         df.to_parquet(tmp, index=True)

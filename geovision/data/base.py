@@ -14,7 +14,13 @@ import torch
 from torch.utils.data import Dataset
 
 from geovision.data.image_io import ImageReadError, read_image, read_mask
-from geovision.data.splits import ROW_SPLITS, check_fractions, check_split_name, rows_in_split
+from geovision.data.splits import (
+    ROW_SPLITS,
+    SplitSettings,
+    check_fractions,
+    check_split_name,
+    rows_in_split,
+)
 from geovision.data.tasks import TASKS
 from geovision.data.transforms import OneHot, ScaleNormalize
 from geovision.errors import DataError, GeovisionError
@@ -89,7 +95,10 @@ class GeoDataset(Dataset):
     """Map-style dataset over a `df` of samples; subclasses describe one real dataset.
 
     Subclasses set the class attributes and implement `classification_df`, `segmentation_df`
-    or `multilabel_df` (matching TASK) and `download_and_extract`.
+    or `multilabel_df` (matching TASK), each taking `(root, splits: SplitSettings)`, and
+    `download_and_extract`. Writing a dataset as shards is the shards package's job
+    (`geovision.data.shards.hdf.write_hdf_splits`, `.streaming.write_streaming_splits`, given
+    the class), so this module never imports the shard writers that import it.
 
     TASK "multilabel" is for samples that carry any number of the classes at once (e.g. the
     land-cover labels of a BigEarthNet patch). Its df has columns image_path, label_str, split,
@@ -156,12 +165,10 @@ class GeoDataset(Dataset):
         check_split_name(split)
         self.root = Path(root).expanduser().resolve()
         self.split = split
-        self.val_split = self.DEFAULT_VAL_SPLIT if val_split is None else val_split
-        self.test_split = self.DEFAULT_TEST_SPLIT if test_split is None else test_split
-        self.random_seed = self.DEFAULT_RANDOM_SEED if random_seed is None else random_seed
-        check_fractions(self.val_split, self.test_split)
+        self.splits = self.split_settings(random_seed, val_split, test_split)
+        check_fractions(self.splits.val_split, self.splits.test_split)
         if df is None:
-            df = self.build_df(self.root, self.random_seed, self.val_split, self.test_split)
+            df = self.build_df(self.root, self.splits)
         else:
             # check_files=False: the caller reads every file and reports missing ones itself
             # (a stat per file here would cost a fair share of reading the file again).
@@ -189,16 +196,21 @@ class GeoDataset(Dataset):
         return len(self.CLASS_NAMES)
 
     @classmethod
-    def build_df(cls, root: str | os.PathLike, random_seed: int | None = None,
-                 val_split: float | None = None, test_split: float | None = None) -> pd.DataFrame:
-        """The dataset's df for these split settings, built by the TASK's df class method."""
+    def split_settings(cls, random_seed: int | None = None, val_split: float | None = None,
+                       test_split: float | None = None) -> SplitSettings:
+        """These split settings, with the dataset's defaults for those left None."""
+        return SplitSettings(
+            random_seed=cls.DEFAULT_RANDOM_SEED if random_seed is None else random_seed,
+            val_split=cls.DEFAULT_VAL_SPLIT if val_split is None else val_split,
+            test_split=cls.DEFAULT_TEST_SPLIT if test_split is None else test_split)
+
+    @classmethod
+    def build_df(cls, root: str | os.PathLike,
+                 splits: SplitSettings | None = None) -> pd.DataFrame:
+        """The dataset's df for these split settings (default: the dataset's own), built by
+        the TASK's df class method, which takes `(root, splits)`."""
         builder = getattr(cls, DF_BUILDERS[cls.TASK])
-        df = builder(
-            Path(root),
-            cls.DEFAULT_RANDOM_SEED if random_seed is None else random_seed,
-            cls.DEFAULT_VAL_SPLIT if val_split is None else val_split,
-            cls.DEFAULT_TEST_SPLIT if test_split is None else test_split,
-        )
+        df = builder(Path(root), cls.split_settings() if splits is None else splits)
         cls.validate_df(df, Path(root), check_files=False)
         return df
 

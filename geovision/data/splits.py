@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -10,6 +11,17 @@ from geovision.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "trainval", "test", "all")
 ROW_SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """What a df builder splits by, as one value: the seed and the fractions held out for
+    validation and test. A dataset with official splits uses only the parts its docstring
+    names (usually `val_split`, to carve val from the official train)."""
+
+    random_seed: int
+    val_split: float
+    test_split: float
 
 
 def check_fractions(val_split: float, test_split: float) -> None:

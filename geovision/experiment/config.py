@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -30,11 +30,16 @@ from pydantic import (
 )
 
 from geovision.data.registry import DATASETS, get_dataset
+from geovision.data.splits import SplitSettings
 from geovision.data.tasks import Task
 from geovision.errors import ConfigError, UnknownNameError
 from geovision.experiment.workflows import DEFAULT_WORKFLOW, get_workflow, list_workflows
+from geovision.layout import DataSource
 from geovision.models.losses import PRESETS, Normalize
 from geovision.models.registry import check_model
+
+if TYPE_CHECKING:
+    from geovision.data.base import GeoDataset
 
 Transform = Literal["hflip", "vflip", "rot90"]
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
@@ -75,6 +80,10 @@ class SplitConfig(_Strict):
     def is_default(self) -> bool:
         return self.val_split is None and self.test_split is None and self.random_seed is None
 
+    def settings_for(self, dataset_cls: type[GeoDataset]) -> SplitSettings:
+        """These settings as the df builders take them, the dataset's defaults filling in."""
+        return dataset_cls.split_settings(self.random_seed, self.val_split, self.test_split)
+
 
 class MixingConfig(_Strict):
     """MixUp / CutMix on training batches (see geovision.data.mixing); 0 turns one off."""
@@ -91,7 +100,7 @@ class MixingConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    source: Literal["files", "hdf", "streaming"] = "files"
+    source: DataSource = "files"
     batch_size: int = Field(32, ge=1)
     num_workers: int = Field(0, ge=0)
     split: SplitConfig = SplitConfig()

@@ -98,8 +98,9 @@ class BasicBlock(nn.Module):
         nn.init.zeros_(self.conv2.norm.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv2(self.conv1(x))  # modules run in the order they are registered
         shortcut = x if self.downsample is None else self.downsample(x)
-        return self.act(self.drop_path(self.conv2(self.conv1(x))) + shortcut)
+        return self.act(self.drop_path(out) + shortcut)
 
 
 class Bottleneck(nn.Module):
@@ -129,8 +130,8 @@ class Bottleneck(nn.Module):
         nn.init.zeros_(self.conv3.norm.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
         out = self.conv3(self.conv2(self.conv1(x)))
+        shortcut = x if self.downsample is None else self.downsample(x)
         return self.act(self.drop_path(out) + shortcut)
 
 

@@ -201,7 +201,7 @@ def load_weights(model: nn.Module, weights: WeightsSpec | str | os.PathLike,
             adapted.append(key)
     if spec.classifier:
         head = [k for k in state if k.startswith(f"{spec.classifier}.")]
-        if any(k in target and state[k].shape != target[k].shape for k in head):
+        if any(k not in target or state[k].shape != target[k].shape for k in head):
             for k in head:
                 del state[k]
             dropped = [k for k in target if k.startswith(f"{spec.classifier}.")]

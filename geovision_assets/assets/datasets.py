@@ -50,6 +50,8 @@ def raw_dataset(context: AssetExecutionContext, home: GeovisionHome,
 def dataset_index(context: AssetExecutionContext, home: GeovisionHome,
                   s3: S3Resource) -> MaterializeResult:
     """The dataset's df: one row per sample with its label or mask and its split."""
+    from dataclasses import asdict
+
     import pandas as pd
 
     from geovision.data.acquire import build_index
@@ -73,9 +75,7 @@ def dataset_index(context: AssetExecutionContext, home: GeovisionHome,
     if dataset_cls.TASK == "classification":
         balance = pd.crosstab(df["label_str"], df["split"])
         meta["class_balance"] = md.table(balance)
-    seeds = {"random_seed": dataset_cls.DEFAULT_RANDOM_SEED,
-             "val_split": dataset_cls.DEFAULT_VAL_SPLIT,
-             "test_split": dataset_cls.DEFAULT_TEST_SPLIT}
+    seeds = asdict(dataset_cls.split_settings())  # the settings build_index used
     return MaterializeResult(
         data_version=DataVersion(index.data_version),
         metadata=meta | md.provenance(split_settings=seeds),

@@ -142,3 +142,22 @@ def test_report_has_six_methods_maps_metrics_and_summary(synthetic_root, tmp_pat
     assert [row["method"] for row in saved["metrics"]] == methods
     summary = report.summary_md.read_text()
     assert "| integrated_gradients |" in summary and "## Band importance" in summary
+
+
+def test_report_lists_a_method_that_does_not_apply_and_keeps_the_others(synthetic_root,
+                                                                        tmp_path):
+    model = seeded(TinyCNN, num_classes=4)
+    for i, module in enumerate(model.features):
+        if isinstance(module, nn.ReLU):
+            model.features[i] = nn.SiLU()
+    test_set = SyntheticClassification(synthetic_root, split="test")
+    report = attribution_report(model, test_set, tmp_path, num_images=2,
+                                methods=("guided_backprop", "grad_cam"), randomise=(),
+                                progress=False)
+    assert list(report.skipped) == ["guided_backprop"] and "SiLU" in report.skipped[
+        "guided_backprop"]
+    assert list(report.metrics.index) == ["guided_backprop", "grad_cam"]
+    assert report.metrics.loc["grad_cam", "deletion_auc"] >= 0
+    assert "guided_backprop" not in report.figures and report.figures["grad_cam"].is_file()
+    assert "**guided_backprop does not apply to this model**" in report.summary_md.read_text()
+    assert json.loads((tmp_path / "report.json").read_text())["skipped"] == report.skipped

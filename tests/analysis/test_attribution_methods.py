@@ -8,6 +8,7 @@ from captum.attr import GuidedBackprop, IntegratedGradients, KernelShap, LayerGr
 
 from geovision.analysis.attribution import (
     ModuleReuseError,
+    NotApplicableError,
     Target,
     classification_target,
     explain,
@@ -217,3 +218,31 @@ def test_a_wrong_grad_cam_layer_is_refused_naming_valid_ones(images):
     with pytest.raises(ConfigError, match=r"spatial output.*'head.fc' \(Linear\) returns "
                        r"\(3, 3\).*last convolutions: .*stages.1.blocks.1.conv2"):
         explain(model, images, 0, "grad_cam", layer="head.fc")
+
+
+def test_grad_cam_on_the_models_library_resnet_by_stage_and_block_names():
+    from geovision.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet18", in_channels=4, num_classes=3)
+    images = torch.randn(2, 4, 32, 32)
+    prepared = prepare(model, images)  # every module runs once: no ModuleReuseError
+    classes = torch.tensor([2, 0])
+    for layer in ("stages.3", "stages.2.blocks.1", "stages.3.blocks.0.conv1", "stem"):
+        ours = explain(prepared, images, classes, "grad_cam", prepared=True, layer=layer,
+                       relu=False, upsample=False)
+        theirs = LayerGradCam(prepared, prepared.get_submodule(layer)).attribute(
+            images, target=classes)
+        assert rel_error(ours.maps, theirs) <= 1e-4, layer
+    with pytest.raises(UnknownNameError, match=r"closest: stages.3.*top-level: stem, stages, "
+                       "head"):
+        explain(prepared, images, classes, "grad_cam", prepared=True, layer="stages.4")
+
+
+def test_guided_backprop_refuses_a_model_without_relus_naming_its_activations(images):
+    model = seeded(TinyCNN)
+    for i, module in enumerate(model.features):
+        if isinstance(module, torch.nn.ReLU):
+            model.features[i] = torch.nn.SiLU()
+    with pytest.raises(NotApplicableError, match="nn.ReLU.*its activations: SiLU"):
+        explain(model, images, 0, "guided_backprop")

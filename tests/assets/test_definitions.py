@@ -15,7 +15,8 @@ from geovision_assets.sensors import new_recipes
 
 EXPECTED = {"raw_dataset", "dataset_index", "image_statistics", "eda_report", "hdf_shards",
             "streaming_shards", "region_features",
-            "trained_model", "model_evaluation", "attribution_report", "scene_predictions"}
+            "trained_model", "model_evaluation", "attribution_report", "scene_predictions",
+            "ported_weights"}
 
 
 def test_definitions_validate():

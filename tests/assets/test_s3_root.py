@@ -79,8 +79,7 @@ def test_assets_publish_to_s3_and_training_streams_from_it(deployment):
     # every artifact is published, and a second reader gets exactly the local bytes
     reader_cache = tmp_path / "reader"
     reader = ArtifactStore(root, reader_cache, s3)
-    for local in (layout.dataset("synthetic"), layout.statistics("synthetic"),
-                  layout.shards("synthetic", "mds")):
+    for local in (layout.statistics("synthetic"), layout.shards("synthetic", "mds")):
         relative = local.relative_to(layout.home)
         assert hash_directory(reader.fetch(reader_cache / relative)) == hash_directory(local)
     assert sha256_file(reader.fetch(reader_cache / "index" / "synthetic.parquet")) == \
@@ -106,6 +105,7 @@ def test_assets_publish_to_s3_and_training_streams_from_it(deployment):
     assert markers == local_checkpoints and "last.ckpt" in markers
 
     # a machine with an empty cache evaluates the model from what S3 holds
+    dataset_hash = hash_directory(layout.dataset("synthetic"))
     shutil.rmtree(layout.home)
     evaluated = materialize([model_evaluation], partition_key=model_key, instance=instance,
                             resources=resources)
@@ -113,6 +113,7 @@ def test_assets_publish_to_s3_and_training_streams_from_it(deployment):
     metrics = evaluated.asset_materializations_for_node("model_evaluation")[0].metadata
     assert metrics["test_accuracy"].value == pytest.approx(record["test_metrics"]["test_accuracy"])
     assert (run_dir / "evaluation" / "test_metrics.yaml").is_file()
+    assert hash_directory(layout.dataset("synthetic")) == dataset_hash  # fetched back whole
 
     # the credentials are nowhere: event log, metadata, compute logs, run folders, artifacts
     access_key = resources["s3"].aws_access_key_id

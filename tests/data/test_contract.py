@@ -13,6 +13,7 @@ import torch
 from geovision.data import UnknownDatasetError, get_dataset, list_datasets
 from geovision.data.base import GeoDataset
 from geovision.data.image_io import ImageReadError
+from geovision.data.splits import SplitSettings
 
 CLS = get_dataset("synthetic")
 SEG = get_dataset("synthetic_segmentation")
@@ -43,7 +44,7 @@ def test_class_attributes(dataset_cls):
 
 
 def test_classification_df_columns_and_values(synthetic_root):
-    df = CLS.classification_df(synthetic_root, 0, 0.1, 0.2)
+    df = CLS.classification_df(synthetic_root, SplitSettings(0, 0.1, 0.2))
     assert list(df.columns) == ["image_path", "label_str", "label_idx", "split"]
     assert len(df) == 400
     assert df["image_path"].iloc[0] == "images/scene_0000.tif"
@@ -59,7 +60,7 @@ def test_classification_df_columns_and_values(synthetic_root):
 
 
 def test_segmentation_df_columns(synthetic_root):
-    df = SEG.segmentation_df(synthetic_root, 0, 0.1, 0.2)
+    df = SEG.segmentation_df(synthetic_root, SplitSettings(0, 0.1, 0.2))
     assert list(df.columns) == ["image_path", "mask_path", "split"]
     assert df["mask_path"].iloc[7] == "masks/scene_0007.png"
 
@@ -67,11 +68,12 @@ def test_segmentation_df_columns(synthetic_root):
 @pytest.mark.parametrize("dataset_cls", [CLS, SEG])
 def test_df_is_deterministic_byte_for_byte(dataset_cls, synthetic_root):
     first, second = io.BytesIO(), io.BytesIO()
-    dataset_cls.build_df(synthetic_root, 3).to_parquet(first)
-    dataset_cls.build_df(synthetic_root, 3).to_parquet(second)
+    seed_3, seed_4 = dataset_cls.split_settings(3), dataset_cls.split_settings(4)
+    dataset_cls.build_df(synthetic_root, seed_3).to_parquet(first)
+    dataset_cls.build_df(synthetic_root, seed_3).to_parquet(second)
     assert first.getvalue() == second.getvalue()
-    other = dataset_cls.build_df(synthetic_root, 4)
-    assert not other["split"].equals(dataset_cls.build_df(synthetic_root, 3)["split"])
+    other = dataset_cls.build_df(synthetic_root, seed_4)
+    assert not other["split"].equals(dataset_cls.build_df(synthetic_root, seed_3)["split"])
 
 
 def test_splits_are_disjoint_and_cover_everything(synthetic_root):

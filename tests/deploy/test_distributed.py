@@ -11,6 +11,7 @@ import time
 
 import pandas as pd
 import psutil
+import pytest
 from dagster import AssetKey, DagsterEventType, DagsterRunStatus, RunsFilter
 
 from geovision.layout import Layout
@@ -19,6 +20,8 @@ DATASET_KEYS = ("raw_dataset", "dataset_index", "image_statistics", "eda_report"
                 "streaming_shards", "region_features")
 MODEL_KEYS = ("trained_model", "model_evaluation", "attribution_report")
 DONE = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+# Whole runs of the demo's steps through the daemon and workers: minutes on a busy machine.
+pytestmark = pytest.mark.timeout(1500)
 
 
 def step_events(instance, run_id: str, event_type: DagsterEventType) -> dict:
@@ -60,7 +63,7 @@ def test_dataset_assets_on_two_celery_workers_survive_a_killed_worker(deployment
     def retried(i):
         runs = i.get_runs(RunsFilter(tags={"dagster/parent_run_id": first.run_id}))
         return runs and runs[0].status in DONE and runs[0]
-    retry = deployment.wait(instance, retried, 420, "the retry run to finish")
+    retry = deployment.wait(instance, retried, 1200, "the retry run to finish")
     failed = instance.get_run_by_id(first.run_id)
     assert failed.status == DagsterRunStatus.FAILURE
     failure = step_events(instance, first.run_id, DagsterEventType.RUN_FAILURE)
@@ -106,7 +109,7 @@ def test_gpu_pool_holds_the_second_training_until_the_first_ends(deployment):
     def finished(i):
         runs = i.get_runs(RunsFilter(job_name="model_assets"))
         return len(runs) == 2 and all(r.status in DONE for r in runs) and runs
-    runs = deployment.wait(instance, finished, 480, "both training runs")
+    runs = deployment.wait(instance, finished, 1200, "both training runs")
     assert all(r.status == DagsterRunStatus.SUCCESS for r in runs), \
         "\n".join(failures(instance, r.run_id) for r in runs)
     spans = []

@@ -124,7 +124,7 @@ def test_workflow_picks_the_model_role_and_drops_label_metrics():
         parse_config(BASE | {"workflow": "moco", "model": {"name": "small_moco"},
                              "metrics": ["accuracy"]})
     with pytest.raises(ConfigError, match="workflow: unknown 'diffusion'; registered: gan, "
-                                          "moco, supervised, vae"):
+                                          "moco, supervised, temporal, vae"):
         parse_config(BASE | {"workflow": "diffusion"})
 
 
@@ -135,12 +135,13 @@ def test_each_workflow_module_registers_itself():
 
     files = sorted(p.stem for p in Path(workflows.__file__).parent.glob("*.py")
                    if p.stem not in workflows.NOT_WORKFLOWS and not p.stem.startswith("_"))
-    assert workflows.list_workflows() == files == ["gan", "moco", "supervised", "vae"]
+    assert workflows.list_workflows() == files == ["gan", "moco", "supervised", "temporal",
+                                                   "vae"]
     for name in files:
         spec = workflows.get_workflow(name)
         assert spec.module.__module__ == f"geovision.experiment.workflows.{name}"
-        assert spec.model_role("segmentation") == ("segmentation" if name == "supervised"
-                                                   else name)
+        labelled = name in ("supervised", "temporal")
+        assert spec.model_role("segmentation") == ("segmentation" if labelled else name)
     with pytest.raises(KeyError, match="Unknown workflow 'nope'; registered workflows: gan"):
         workflows.get_workflow("nope")
 

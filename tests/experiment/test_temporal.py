@@ -87,9 +87,9 @@ def test_models_take_padded_series_and_plain_images():
 
 def train_recipe(name: str, root: Path, home: Path, normalisation: dict) -> dict:
     config = load_config(RECIPES / f"{name}.yaml", dataset_name="synthetic_temporal")
+    # As the recipe, on files and with smaller batches (more steps over the 36 patches).
     config = config.model_copy(update={
-        "data": config.data.model_copy(update={"source": "files"}),
-        "trainer": config.trainer.model_copy(update={"max_epochs": 6})})
+        "data": config.data.model_copy(update={"source": "files", "batch_size": 4})})
     result = train(config, home=home, root=root, normalisation=normalisation, progress=False)
     return result.test_metrics
 

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from geovision.experiment.config import parse_config
-from geovision.experiment.runtime.train import load_module, train
+from geovision.experiment.runtime.train import train
+from geovision.experiment.workflows import load_module
 
 
 def config(**overrides):
@@ -110,7 +111,8 @@ def test_shards_from_another_index_are_refused(synthetic_root, geovision_home, t
     from geovision.data.shards.hdf import write_hdf_splits
     from geovision.experiment.config import ConfigError
 
-    other = SyntheticClassification.build_df(synthetic_root, random_seed=99)
+    other = SyntheticClassification.build_df(
+        synthetic_root, SyntheticClassification.split_settings(random_seed=99))
     write_hdf_splits(SyntheticClassification, synthetic_root, tmp_path, df=other, progress=False)
     cfg = config(data={"batch_size": 64, "source": "hdf"})
     with pytest.raises(ConfigError, match="different dataset index"):

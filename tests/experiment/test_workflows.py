@@ -9,7 +9,8 @@ import torch
 
 from geovision.experiment.config import parse_config
 from geovision.experiment.runtime.evaluate import evaluate_run
-from geovision.experiment.runtime.train import load_module, train
+from geovision.experiment.runtime.train import train
+from geovision.experiment.workflows import load_module
 from geovision.experiment.workflows.gan import GANModule
 from geovision.experiment.workflows.moco import MoCoModule
 from geovision.experiment.workflows.supervised import SupervisedModule

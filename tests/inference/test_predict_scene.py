@@ -77,10 +77,10 @@ def test_segmenter_writes_labels_areas_quicklook_and_marks_nodata(tmp_path):
     names = ["band_a", "band_b", "band_c"]
     scene = write_scene(tmp_path / "scene.tif", data, names, waves=[490.0, 665.0, 840.0],
                         crs="EPSG:32633")
-    # class 1 wins where red (the 665 nm band) is above its mean
+    # class 1 wins where red (the 665 nm band) is above its mean, most probabilities 0 or 1
     model = nn.Conv2d(2, 2, 1)
     with torch.no_grad():
-        model.weight.copy_(torch.tensor([[[[0.0]], [[0.0]]], [[[1.0]], [[0.0]]]]))
+        model.weight.copy_(torch.tensor([[[[0.0]], [[0.0]]], [[[10.0]], [[0.0]]]]))
         model.bias.zero_()
     spec = SceneModel(model, bands=("red", "nir"), means=(0.5, 0.5), std_devs=(0.25, 0.25),
                       task="segmentation", class_names=("low", "high"))
@@ -102,6 +102,11 @@ def test_segmenter_writes_labels_areas_quicklook_and_marks_nodata(tmp_path):
         probs = src.read()
         assert probs.shape == (2, 200, 260) and probs.dtype == np.uint8
         assert (probs[:, :20, :30] == 0).all()
+        assert src.nodata is None and src.overviews(1) == [2]  # 0 is a probability
+    with rasterio.open(tmp_path / "out" / "probabilities.tif", overview_level=0) as src:
+        overview = src.read().astype(float)
+    means = probs.astype(float).reshape(2, 100, 2, 130, 2).mean(axis=(2, 4))
+    assert np.abs(overview - means).max() <= 1  # zeros averaged in, not skipped
     assert (tmp_path / "out" / "quicklook.png").stat().st_size > 100
     saved = json.loads((tmp_path / "out" / "prediction.json").read_text())
     assert saved["class_areas_km2"] == result.class_areas_km2

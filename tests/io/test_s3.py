@@ -235,3 +235,27 @@ def test_public_dataset_objects_download_unsigned_through_s3io(s3, s3_env, tmp_p
               tmp_path / "dl")
     assert all(r.public and r.url.startswith("s3://spacenet-dataset/spacenet/SN1_buildings/")
                for r in SpaceNet1.RESOURCES)
+
+
+def test_publish_artifact_hook_follows_the_environment(s3, bucket, tmp_path, monkeypatch):
+    """The hook steps outside the asset graph call after each save (e.g. ported weights)."""
+    from geovision.errors import ConfigError
+    from geovision.io.store import ARTIFACT_ROOT_ENV, ENDPOINT_ENV, publish_artifact
+    from geovision.layout import Layout
+
+    layout = Layout(tmp_path / "home")
+    weights = layout.weights("resnet18")
+    weights.mkdir(parents=True)
+    (weights / "weights.pt").write_bytes(secrets.token_bytes(3000))
+    monkeypatch.delenv(ARTIFACT_ROOT_ENV, raising=False)
+    assert publish_artifact(weights, layout.home) is None  # a local root: nothing to do
+    monkeypatch.setenv(ARTIFACT_ROOT_ENV, f"s3://{bucket}/root")
+    monkeypatch.setenv(ENDPOINT_ENV, s3.endpoint_url)
+    published = publish_artifact(weights, layout.home)
+    assert published.relative == "weights/resnet18" and published.kind == "dir"
+    reader = ArtifactStore(f"s3://{bucket}/root", tmp_path / "other", s3)
+    assert hash_directory(reader.fetch(tmp_path / "other" / "weights" / "resnet18")) == \
+        hash_directory(weights)
+    monkeypatch.setenv(ARTIFACT_ROOT_ENV, "/mnt/somewhere")
+    with pytest.raises(ConfigError, match="not an S3 prefix"):
+        publish_artifact(weights, layout.home)

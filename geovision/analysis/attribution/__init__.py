@@ -12,7 +12,7 @@ from geovision.analysis.attribution.explain import (
     band_importance,
     explain,
 )
-from geovision.analysis.attribution.prepare import ModuleReuseError, prepare
+from geovision.analysis.attribution.prepare import ModuleReuseError, NotApplicableError, prepare
 from geovision.analysis.attribution.targets import (
     Target,
     classification_target,
@@ -20,6 +20,7 @@ from geovision.analysis.attribution.targets import (
     segmentation_target,
 )
 
-__all__ = ["METHODS", "PER_BAND", "Explanation", "ModuleReuseError", "Target", "band_importance",
+__all__ = ["METHODS", "PER_BAND", "Explanation", "ModuleReuseError", "NotApplicableError",
+           "Target", "band_importance",
            "classification_target", "explain", "predicted_target", "prepare",
            "segmentation_target"]

@@ -23,6 +23,10 @@ class ModuleReuseError(ConfigError):
     """A module runs more than once in one forward pass."""
 
 
+class NotApplicableError(ConfigError):
+    """A method that cannot apply to this model (Guided Backprop without ReLU modules)."""
+
+
 def calls_per_module(model: nn.Module, example: torch.Tensor) -> Counter[str]:
     """How often each named module runs in one forward pass of `example`."""
     counts: Counter[str] = Counter()

@@ -6,6 +6,8 @@ bands; for feature visualisation the optimised input) and a per-band figure; a m
 the dataset has masks, IG's completeness error, the rank correlation left after cascading
 randomisation, seconds); band importance; and a markdown summary. Written to `out_dir`:
 <method>.png, <method>_bands.png, randomisation.png, metrics.csv, report.json, summary.md.
+A method that cannot apply to the model (Guided Backprop without ReLU modules) is listed as
+skipped, with the reason, rather than failing the report.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from geovision.analysis.attribution.metrics import (
     deletion_insertion,
     relevance_mass,
 )
-from geovision.analysis.attribution.prepare import prepare
+from geovision.analysis.attribution.prepare import NotApplicableError, prepare
 from geovision.analysis.attribution.targets import predicted_target
 from geovision.analysis.plots import plt, rgb_composite, save_figure
 from geovision.errors import DataError
@@ -62,6 +64,7 @@ class AttributionReport:
     predicted: list[str]
     actual: list[str]
     explained: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # method -> why it does not apply
 
 
 def _labels(dataset: Any, samples: list, output: torch.Tensor, explained: torch.Tensor
@@ -156,9 +159,15 @@ def attribution_report(model: nn.Module, dataset: Any, out_dir: Path, num_images
     rows = []
     importance: dict[str, dict[str, float]] = {}
     randomisation: dict[str, list[tuple[str, float]]] = {}
+    skipped: dict[str, str] = {}
     for method in tqdm(methods, desc="attribution methods", leave=True, disable=not progress):
         started = time.perf_counter()
-        result = explain(model, images, target, method, prepared=True, **options[method])
+        try:
+            result = explain(model, images, target, method, prepared=True, **options[method])
+        except NotApplicableError as error:  # e.g. Guided Backprop on a model without ReLUs
+            skipped[method] = str(error)
+            rows.append({"method": method, "seconds": round(time.perf_counter() - started, 3)})
+            continue
         seconds = time.perf_counter() - started
         maps = result.maps
         figures[method] = save_figure(_composite_figure(method, maps, raws, bands, titles),
@@ -208,13 +217,13 @@ def attribution_report(model: nn.Module, dataset: Any, out_dir: Path, num_images
         out_dir=out_dir, figures=figures, metrics=metrics, band_importance=importance,
         randomisation=randomisation, summary_md=out_dir / "summary.md",
         df_idx=[int(s[2]) for s in samples], predicted=predicted, actual=actual,
-        explained=explained)
+        explained=explained, skipped=skipped)
     with atomic_file(out_dir / "report.json") as tmp:
         tmp.write_text(json.dumps({
             "dataset": dataset.NAME, "task": task, "df_idx": report.df_idx,
             "predicted": predicted, "actual": actual, "explained": explained,
             "metrics": json.loads(metrics.reset_index().to_json(orient="records")),
-            "band_importance": importance, "randomisation": randomisation,
+            "band_importance": importance, "randomisation": randomisation, "skipped": skipped,
             "options": {m: {k: v for k, v in o.items() if not torch.is_tensor(v)}
                         for m, o in options.items()}}, indent=1))
     with atomic_file(report.summary_md) as tmp:
@@ -247,6 +256,8 @@ def summary_markdown(report: AttributionReport, dataset: str, task: str) -> str:
              "pixels are replaced by the band means). Insertion AUC: higher is more faithful "
              "(restoring the top pixels onto a blurred image). After cascading randomisation "
              "a rank correlation near 0 means the maps depend on the trained weights."]
+    for method, reason in report.skipped.items():
+        lines += ["", f"**{method} does not apply to this model**: {reason}"]
     if "relevance_mass" in report.metrics:
         lines += ["", "Relevance mass: the share of positive attribution inside the explained "
                   "class's true pixels, against region_share, those pixels' share of the image."]

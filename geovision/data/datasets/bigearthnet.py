@@ -23,6 +23,7 @@ from geovision.data.base import LABEL_SEPARATOR
 from geovision.data.datasets.common import DownloadedDataset, class_index, read_lines, snake_case
 from geovision.data.download import Resource
 from geovision.data.image_io import ImageReadError, open_pixels
+from geovision.data.splits import SplitSettings
 from geovision.errors import MissingDataError
 
 FOLDER = "BigEarthNet-v1.0"
@@ -92,8 +93,7 @@ class BigEarthNet(DownloadedDataset):
     )
 
     @classmethod
-    def multilabel_df(cls, root: Path, random_seed: int, val_split: float,
-                      test_split: float) -> pd.DataFrame:
+    def multilabel_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         root = Path(root)
         rows = [(line.split(",")[0].strip(), split)
                 for split in ("train", "val", "test")

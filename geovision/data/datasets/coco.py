@@ -39,7 +39,7 @@ from geovision.data.datasets.common import (
 )
 from geovision.data.datasets.pascal_voc import CLASS_NAMES as VOC_CLASS_NAMES
 from geovision.data.download import Resource
-from geovision.data.splits import carve_val
+from geovision.data.splits import SplitSettings, carve_val
 from geovision.io.atomic import atomic_file
 
 IGNORE = 255
@@ -269,14 +269,13 @@ class _CocoSemantic(RgbImages, DownloadedDataset):
         return kept
 
     @classmethod
-    def segmentation_df(cls, root: Path, random_seed: int, val_split: float,
-                        test_split: float) -> pd.DataFrame:
+    def segmentation_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         rows = []
         for folder, official in SPLITS:
             for image in cls.prepare_split(Path(root), folder):
                 rows.append((f"{folder}/{image.file_name}",
                              f"{MASKS_DIR}/{cls.NAME}/{folder}/{mask_name(image)}", official))
-        return rendered_df(Path(root), rows, val_split, random_seed, cls.NAME)
+        return rendered_df(Path(root), rows, splits.val_split, splits.random_seed, cls.NAME)
 
 
 class Coco(_CocoSemantic):

@@ -36,6 +36,7 @@ from geovision.data.datasets.common import (
     ManualDataset,
     RgbImages,
 )
+from geovision.data.splits import SplitSettings
 
 BUILDING_CATEGORY_ID = 100
 SPLITS = (("train", "train"), ("val", "test"))
@@ -90,14 +91,13 @@ class CrowdAIMapping(RgbImages, ManualDataset):
         return images
 
     @classmethod
-    def segmentation_df(cls, root: Path, random_seed: int, val_split: float,
-                        test_split: float) -> pd.DataFrame:
+    def segmentation_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         rows = []
         for folder, official in SPLITS:
             for image in cls.prepare_split(Path(root), folder):
                 rows.append((f"{folder}/images/{image.file_name}",
                              f"{MASKS_DIR}/{cls.NAME}/{folder}/{mask_name(image)}", official))
-        return rendered_df(Path(root), rows, val_split, random_seed, cls.NAME)
+        return rendered_df(Path(root), rows, splits.val_split, splits.random_seed, cls.NAME)
 
 
 class CrowdAIMappingSmall(CrowdAIMapping):

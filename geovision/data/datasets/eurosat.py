@@ -26,6 +26,7 @@ from geovision.data.datasets.common import (
     snake_case,
 )
 from geovision.data.download import Resource
+from geovision.data.splits import SplitSettings
 from geovision.errors import DataError
 
 CLASS_FOLDERS = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
@@ -80,8 +81,7 @@ class EuroSAT(DownloadedDataset):
                           md5="5ac12b3b2557aa56e1826e981e8e200e"), *SPLIT_RESOURCES)
 
     @classmethod
-    def classification_df(cls, root: Path, random_seed: int, val_split: float,
-                          test_split: float) -> pd.DataFrame:
+    def classification_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         rows = []
         for split in ("train", "val", "test"):
             for line in read_lines(Path(root) / f"eurosat-{split}.txt", f"{cls.NAME} split list"):

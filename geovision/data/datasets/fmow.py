@@ -24,7 +24,7 @@ from geovision.data.datasets.common import (
     classification_frame,
     snake_case,
 )
-from geovision.data.splits import carve_val
+from geovision.data.splits import SplitSettings, carve_val
 from geovision.errors import DataError
 
 # The published category folder names, in sorted order (the label order).
@@ -73,8 +73,7 @@ class FMoW(RgbImages, ManualDataset):
         "for val), so that {root}/train/airport and {root}/val/airport exist.")
 
     @classmethod
-    def classification_df(cls, root: Path, random_seed: int, val_split: float,
-                          test_split: float) -> pd.DataFrame:
+    def classification_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         root = Path(root)
         rows = []
         for folder, split in (("train", "train"), ("val", "test")):
@@ -89,7 +88,7 @@ class FMoW(RgbImages, ManualDataset):
                                  snake_case(category_dir.name), split,
                                  f"{folder}/{image.parent.name}"))
         df = pd.DataFrame(rows, columns=["image_path", "label_str", "official", "location"])
-        split = carve_val(df["official"], val_split, random_seed, labels=df["label_str"],
-                          groups=df["location"])
+        split = carve_val(df["official"], splits.val_split, splits.random_seed,
+                          labels=df["label_str"], groups=df["location"])
         return classification_frame(df["image_path"], df["label_str"], CLASS_NAMES, split,
                                     cls.NAME)

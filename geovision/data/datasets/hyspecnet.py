@@ -30,6 +30,7 @@ import pandas as pd
 from geovision.data.datasets.common import DownloadedDataset, classification_frame, read_lines
 from geovision.data.download import Resource
 from geovision.data.image_io import ImageReadError, open_pixels
+from geovision.data.splits import SplitSettings
 
 NUM_BANDS = 224
 # Water-vapour absorption bands (1-based): 127-141 and 161-167, dropped by default (the
@@ -107,8 +108,7 @@ class HySpecNet11k(DownloadedDataset):
         return found
 
     @classmethod
-    def classification_df(cls, root: Path, random_seed: int, val_split: float,
-                          test_split: float) -> pd.DataFrame:
+    def classification_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         root = Path(root)
         lists = sorted(root.glob(f"**/hyspecnet-11k/splits/{cls.STRATEGY}"))
         if not lists:

@@ -21,7 +21,7 @@ from geovision.data.datasets.common import (
     classification_frame,
 )
 from geovision.data.download import Resource
-from geovision.data.splits import carve_val
+from geovision.data.splits import SplitSettings, carve_val
 from geovision.errors import DataError, MissingDataError
 
 # ImageNet WordNet ids in sorted order, which is the label order, and geovision's names.
@@ -51,8 +51,7 @@ class Imagenette(RgbImages, DownloadedDataset):
                           md5="fe2fc210e6bb7c5664d602c3cd71e612"),)
 
     @classmethod
-    def classification_df(cls, root: Path, random_seed: int, val_split: float,
-                          test_split: float) -> pd.DataFrame:
+    def classification_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         base = Path(root) / cls.FOLDER
         paths, labels, official = [], [], []
         for folder, split in (("train", "train"), ("val", "test")):
@@ -68,7 +67,7 @@ class Imagenette(RgbImages, DownloadedDataset):
                     paths.append(image.relative_to(root).as_posix())
                     labels.append(CLASS_NAMES[WNIDS.index(class_dir.name)])
                     official.append(split)
-        split = carve_val(official, val_split, random_seed, labels=labels)
+        split = carve_val(official, splits.val_split, splits.random_seed, labels=labels)
         return classification_frame(paths, labels, CLASS_NAMES, split, cls.NAME)
 
 

@@ -22,7 +22,7 @@ from geovision.data.datasets.common import (
     ManualDataset,
     decode_binary_mask,
 )
-from geovision.data.splits import carve_val
+from geovision.data.splits import SplitSettings, carve_val
 from geovision.errors import DataError
 
 TRAIN = "AerialImageDataset/train"
@@ -61,8 +61,7 @@ class Inria(ManualDataset):
         "{root}/AerialImageDataset/train/gt/austin1.tif exist.")
 
     @classmethod
-    def segmentation_df(cls, root: Path, random_seed: int, val_split: float,
-                        test_split: float) -> pd.DataFrame:
+    def segmentation_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         images = Path(root) / TRAIN / "images"
         if not images.is_dir():
             raise cls.missing_data_error(Path(root), images)
@@ -82,7 +81,7 @@ class Inria(ManualDataset):
         return pd.DataFrame({
             "image_path": tiles["image_path"],
             "mask_path": tiles["mask_path"],
-            "split": carve_val(official, val_split, random_seed, labels=tiles["city"],
+            "split": carve_val(official, splits.val_split, splits.random_seed, labels=tiles["city"],
                                groups=tiles["image_path"]),
         })
 

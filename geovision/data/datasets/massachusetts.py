@@ -22,6 +22,7 @@ from geovision.data.datasets.common import (
     ManualDataset,
     decode_binary_mask,
 )
+from geovision.data.splits import SplitSettings
 
 # (image folder, mask folder, split) per published layout.
 SITE_LAYOUT = (("train/sat", "train/map", "train"), ("valid/sat", "valid/map", "val"),
@@ -56,8 +57,7 @@ class _Massachusetts(ManualDataset):
                            for layout in LAYOUTS)
 
     @classmethod
-    def segmentation_df(cls, root: Path, random_seed: int, val_split: float,
-                        test_split: float) -> pd.DataFrame:
+    def segmentation_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         root = Path(root)
         layout = next((lay for lay in LAYOUTS if (root / lay[0][0]).is_dir()), None)
         if layout is None:

@@ -28,7 +28,7 @@ from geovision.data.datasets.common import (
     snake_case,
 )
 from geovision.data.download import Resource
-from geovision.data.splits import carve_val
+from geovision.data.splits import SplitSettings, carve_val
 from geovision.errors import DataError
 
 # Breeds in class-id order (1..37), spelt in snake_case.
@@ -90,12 +90,12 @@ class OxfordPets(_Pets):
     CLASS_NAMES = BREEDS
 
     @classmethod
-    def classification_df(cls, root: Path, random_seed: int, val_split: float,
-                          test_split: float) -> pd.DataFrame:
+    def classification_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         samples = official_samples(Path(root), cls.NAME)
         paths = ("images/" + samples["id"] + ".jpg").tolist()
         require_files(Path(root), paths, cls.NAME)
-        split = carve_val(samples["official"], val_split, random_seed, labels=samples["breed"])
+        split = carve_val(samples["official"], splits.val_split, splits.random_seed,
+                          labels=samples["breed"])
         return classification_frame(paths, samples["breed"].tolist(), BREEDS, split, cls.NAME)
 
 
@@ -110,13 +110,12 @@ class OxfordPetsSegmentation(_Pets):
     CLASS_NAMES = TRIMAP_CLASSES
 
     @classmethod
-    def segmentation_df(cls, root: Path, random_seed: int, val_split: float,
-                        test_split: float) -> pd.DataFrame:
+    def segmentation_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         samples = official_samples(Path(root), cls.NAME)
         df = pd.DataFrame({
             "image_path": "images/" + samples["id"] + ".jpg",
             "mask_path": "annotations/trimaps/" + samples["id"] + ".png",
-            "split": carve_val(samples["official"], val_split, random_seed,
+            "split": carve_val(samples["official"], splits.val_split, splits.random_seed,
                                labels=samples["breed"]),
         })
         require_files(Path(root), [*df["image_path"], *df["mask_path"]], cls.NAME)

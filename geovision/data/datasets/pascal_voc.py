@@ -24,7 +24,7 @@ from geovision.data.datasets.common import (
     require_files,
 )
 from geovision.data.download import Resource
-from geovision.data.splits import carve_val
+from geovision.data.splits import SplitSettings, carve_val
 from geovision.errors import DataError
 
 BASE = "VOCdevkit/VOC2012"
@@ -55,8 +55,7 @@ class PascalVOC(RgbImages, DownloadedDataset):
         "VOCtrainval_11-May-2012.tar", md5="6cd6e144f989b92b3379bac3b3de84fd"),)
 
     @classmethod
-    def segmentation_df(cls, root: Path, random_seed: int, val_split: float,
-                        test_split: float) -> pd.DataFrame:
+    def segmentation_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         lists = Path(root) / BASE / "ImageSets" / "Segmentation"
         rows = [(image_id, split)
                 for list_name, split in (("train", "train"), ("val", "test"))
@@ -69,7 +68,7 @@ class PascalVOC(RgbImages, DownloadedDataset):
         df = pd.DataFrame({
             "image_path": f"{BASE}/JPEGImages/" + ids["id"] + ".jpg",
             "mask_path": f"{BASE}/SegmentationClass/" + ids["id"] + ".png",
-            "split": carve_val(ids["official"], val_split, random_seed),
+            "split": carve_val(ids["official"], splits.val_split, splits.random_seed),
         })
         require_files(Path(root), [*df["image_path"], *df["mask_path"]], cls.NAME)
         return df

@@ -32,6 +32,7 @@ import pandas as pd
 from geovision.data.datasets.common import DownloadedDataset
 from geovision.data.download import Resource
 from geovision.data.image_io import ImageReadError
+from geovision.data.splits import SplitSettings
 from geovision.data.temporal import TemporalDataset, join_dates
 from geovision.errors import DataError, MissingDataError
 
@@ -110,8 +111,7 @@ class PastisR(DownloadedDataset, TemporalDataset):
                           "PASTIS-R.zip", md5="4887513d6c2d2b07fa935d325bd53e09"),)
 
     @classmethod
-    def segmentation_df(cls, root: Path, random_seed: int, val_split: float,
-                        test_split: float) -> pd.DataFrame:
+    def segmentation_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         folder = Path(root) / cls.FOLDER
         meta = read_metadata(folder, cls.SENSOR)
         ids = meta["id"].astype(str)

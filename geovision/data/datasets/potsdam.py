@@ -20,7 +20,7 @@ from geovision.data.datasets.common import (
     map_codes,
 )
 from geovision.data.image_io import ImageReadError
-from geovision.data.splits import carve_val
+from geovision.data.splits import SplitSettings, carve_val
 
 IMAGES = "4_Ortho_RGBIR"
 LABELS = "5_Labels_all"
@@ -80,8 +80,7 @@ class Potsdam(ManualDataset):
         "{root}/5_Labels_all/top_potsdam_2_10_label.tif exist.")
 
     @classmethod
-    def segmentation_df(cls, root: Path, random_seed: int, val_split: float,
-                        test_split: float) -> pd.DataFrame:
+    def segmentation_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         tiles = sorted(TRAIN_TILES + TEST_TILES)
         df = pd.DataFrame({
             "image_path": [f"{IMAGES}/top_potsdam_{t}_RGBIR.tif" for t in tiles],
@@ -91,7 +90,7 @@ class Potsdam(ManualDataset):
             if not (Path(root) / path).is_file():
                 raise cls.missing_data_error(Path(root), Path(root) / path)
         official = ["test" if t in TEST_TILES else "train" for t in tiles]
-        df["split"] = carve_val(official, val_split, random_seed, groups=tiles)
+        df["split"] = carve_val(official, splits.val_split, splits.random_seed, groups=tiles)
         return df
 
     @classmethod

@@ -45,7 +45,7 @@ from geovision.data.datasets.common import (
 )
 from geovision.data.download import Resource
 from geovision.data.image_io import ImageReadError, open_pixels
-from geovision.data.splits import stratified_splits
+from geovision.data.splits import SplitSettings, stratified_splits
 from geovision.io.atomic import atomic_file
 
 BUCKET = "s3://spacenet-dataset/spacenet"
@@ -180,14 +180,14 @@ class SpaceNet(DownloadedDataset):
         return rows
 
     @classmethod
-    def segmentation_df(cls, root: Path, random_seed: int, val_split: float,
-                        test_split: float) -> pd.DataFrame:
+    def segmentation_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         rows = cls.pairs(Path(root))
         aois = [key[0] for key, _, _ in rows]
         return pd.DataFrame({
             "image_path": [image for _, image, _ in rows],
             "mask_path": [mask for _, _, mask in rows],
-            "split": stratified_splits(aois, val_split, test_split, random_seed),
+            "split": stratified_splits(aois, splits.val_split, splits.test_split,
+                                       splits.random_seed),
         })
 
     @classmethod

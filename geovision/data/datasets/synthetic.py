@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from geovision.data.base import LABEL_SEPARATOR, GeoDataset
-from geovision.data.splits import stratified_splits
+from geovision.data.splits import SplitSettings, stratified_splits
 from geovision.errors import MissingDataError
 from geovision.io.atomic import atomic_dir
 
@@ -155,15 +155,15 @@ class SyntheticClassification(_Synthetic):
     CLASS_NAMES = SCENE_CLASSES
 
     @classmethod
-    def classification_df(cls, root: Path, random_seed: int, val_split: float,
-                          test_split: float) -> pd.DataFrame:
+    def classification_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         labels = _read_labels(Path(root))
         label_idx = labels["dominant_class"].map(SCENE_CLASSES.index).astype(np.int64)
         return pd.DataFrame({
             "image_path": "images/" + labels["scene_id"] + ".tif",
             "label_str": labels["dominant_class"],
             "label_idx": label_idx,
-            "split": stratified_splits(label_idx.to_numpy(), val_split, test_split, random_seed),
+            "split": stratified_splits(label_idx.to_numpy(), splits.val_split,
+                                       splits.test_split, splits.random_seed),
         }).reset_index(drop=True)
 
 
@@ -175,15 +175,14 @@ class SyntheticSegmentation(_Synthetic):
     CLASS_NAMES = SEG_CLASSES
 
     @classmethod
-    def segmentation_df(cls, root: Path, random_seed: int, val_split: float,
-                        test_split: float) -> pd.DataFrame:
+    def segmentation_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         labels = _read_labels(Path(root))
         return pd.DataFrame({
             "image_path": "images/" + labels["scene_id"] + ".tif",
             "mask_path": "masks/" + labels["scene_id"] + ".png",
             # Stratify by dominant cover so every split sees every kind of scene.
-            "split": stratified_splits(labels["dominant_class"].to_numpy(), val_split,
-                                       test_split, random_seed),
+            "split": stratified_splits(labels["dominant_class"].to_numpy(), splits.val_split,
+                                       splits.test_split, splits.random_seed),
         }).reset_index(drop=True)
 
 
@@ -197,8 +196,7 @@ class SyntheticMultilabel(_Synthetic):
     PRESENCE = 0.02
 
     @classmethod
-    def multilabel_df(cls, root: Path, random_seed: int, val_split: float,
-                      test_split: float) -> pd.DataFrame:
+    def multilabel_df(cls, root: Path, splits: SplitSettings) -> pd.DataFrame:
         from PIL import Image
 
         labels = _read_labels(Path(root))
@@ -213,6 +211,6 @@ class SyntheticMultilabel(_Synthetic):
         return pd.DataFrame({
             "image_path": "images/" + labels["scene_id"] + ".tif",
             "label_str": label_strs,
-            "split": stratified_splits(labels["dominant_class"].to_numpy(), val_split,
-                                       test_split, random_seed),
+            "split": stratified_splits(labels["dominant_class"].to_numpy(), splits.val_split,
+                                       splits.test_split, splits.random_seed),
         }).reset_index(drop=True)

@@ -53,7 +53,8 @@ def compute_image_statistics(dataset_cls: type, root: str | os.PathLike, df: pd.
                              workers: int | None = None, progress: bool = True,
                              on_error: str = "raise", nodata: float | None = None,
                              bins_16bit: int = DEFAULT_BINS_16BIT) -> ImageStatistics:
-    """Statistics of every image in `df`, computed in `workers` processes (default: all cores).
+    """Statistics of every image in `df`, computed in `workers` processes (default: all cores;
+    one, in this process, inside a daemonic process such as a celery worker's).
 
     Images are read with the dataset's own `read_raw`, so band-count checks and mask decoding
     are the dataset's. A corrupt image raises ImageReadError naming the file, or with
@@ -65,10 +66,9 @@ def compute_image_statistics(dataset_cls: type, root: str | os.PathLike, df: pd.
     dataset = dataset_cls(root, df=df, split="all", check_files=False)
     if workers is None:
         workers = os.cpu_count() or 1
-    workers = max(1, min(workers, len(dataset)))
     if multiprocessing.current_process().daemon:
-        # A daemonic process may not start children: a celery prefork worker runs the step.
-        workers = 1
+        workers = 1  # a daemonic process (a celery worker's child) may not start processes
+    workers = max(1, min(workers, len(dataset)))
     worker = StatisticsWorker(dataset, nodata, bins_16bit, on_error)
     bar = tqdm(total=len(dataset), desc=f"{dataset_cls.NAME} statistics", unit="img",
                leave=True, disable=not progress)

@@ -22,7 +22,7 @@ def split_frame(config: ExperimentConfig, dataset_cls: type[GeoDataset], root: P
     split = config.data.split
     if split.is_default():
         return index if index is not None else dataset_cls.build_df(root)
-    return dataset_cls.build_df(root, split.random_seed, split.val_split, split.test_split)
+    return dataset_cls.build_df(root, split.settings_for(dataset_cls))
 
 
 def split_datasets(config: ExperimentConfig, dataset_cls: type[GeoDataset], root: Path,

@@ -32,10 +32,8 @@ from geovision.experiment.runtime.data import split_frame
 from geovision.experiment.runtime.distributed import Launcher, launch
 from geovision.experiment.runtime.evaluate import Evaluation, evaluate_run
 from geovision.experiment.runtime.fit import FitResult, fit_run
-from geovision.experiment.workflows import load_module
 from geovision.layout import Layout
 
-__all__ = ["TrainResult", "chance_accuracy", "load_module", "train"]
 log = logging.getLogger(__name__)
 
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from geovision.data.base import GeoDataset, multi_hot
-from geovision.data.splits import ROW_SPLITS
+from geovision.data.splits import ROW_SPLITS, SplitSettings
 from geovision.data.temporal import TimeSeries, parse_dates
 from geovision.errors import DataError
 
@@ -721,7 +721,7 @@ EXPECTED_COLUMNS = {
 def check_contract(cls: type[GeoDataset], root: Path, val_split: float = 0.25,
                    random_seed: int = 1, seed_changes_splits: bool = True) -> pd.DataFrame:
     """Everything the contract promises, on one dataset; returns its df for further checks."""
-    df = cls.build_df(root, random_seed, val_split, 0.2)
+    df = cls.build_df(root, SplitSettings(random_seed, val_split, 0.2))
     assert list(df.columns) == EXPECTED_COLUMNS[cls.TASK] + (["dates"] if cls.TEMPORAL else [])
     assert list(df.index) == list(range(len(df)))
     path_columns = ["image_path"] + (["mask_path"] if cls.TASK == "segmentation" else [])
@@ -732,9 +732,9 @@ def check_contract(cls: type[GeoDataset], root: Path, val_split: float = 0.25,
     # deterministic: byte-identical df for the same inputs; the seed moves only the carving
     first, second = io.BytesIO(), io.BytesIO()
     df.to_parquet(first)
-    cls.build_df(root, random_seed, val_split, 0.2).to_parquet(second)
+    cls.build_df(root, SplitSettings(random_seed, val_split, 0.2)).to_parquet(second)
     assert first.getvalue() == second.getvalue()
-    other = cls.build_df(root, random_seed + 1, val_split, 0.2)
+    other = cls.build_df(root, SplitSettings(random_seed + 1, val_split, 0.2))
     assert other["split"].equals(df["split"]) != seed_changes_splits
     assert other["image_path"].equals(df["image_path"])
     # splits are disjoint and cover the df

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from geovision.analysis.attribution.prepare import NotApplicableError
 from geovision.analysis.attribution.targets import Target
 from geovision.errors import ConfigError
 
@@ -63,8 +64,14 @@ def guided_backprop(model: nn.Module, images: torch.Tensor, target: Target) -> t
     (its gradient times the mask of positive inputs, then clamped at 0): (N, C, H, W)."""
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
     if not relus:
-        raise ConfigError("Guided Backprop changes the backward pass of nn.ReLU modules and "
-                          "the model has none (F.relu calls cannot be hooked).")
+        others = sorted({type(m).__name__ for m in model.modules()
+                         if isinstance(m, nn.SiLU | nn.GELU | nn.LeakyReLU | nn.ELU | nn.Hardswish
+                                       | nn.Mish | nn.Sigmoid | nn.Tanh)})
+        found = f" (its activations: {', '.join(others)})" if others else ""
+        raise NotApplicableError(
+            "Guided Backprop is defined on nn.ReLU modules (it passes back only positive "
+            f"gradients through each) and the model has none{found}; F.relu calls cannot be "
+            "hooked. Use integrated_gradients or grad_cam for this model.")
     handles = [m.register_full_backward_hook(
         lambda _m, grad_in, _out: tuple(None if g is None else g.clamp(min=0) for g in grad_in))
         for m in relus]
