@@ -77,6 +77,11 @@ def test_regularisers_serve_segmentation_and_supervised_runs_only():
     with pytest.raises(ConfigError, match="the vae workflow has losses of its own"):
         parse_config(CLS | {"workflow": "vae", "model": {"name": "small_vae"},
                             "loss": {"ce": 2.0}})
+    temporal = SEG | {"workflow": "temporal", "dataset_name": "synthetic_temporal",
+                      "model": {"name": "small_utae"}}
+    assert parse_config(temporal).loss.pairwise() == {}
+    with pytest.raises(ConfigError, match="temporal trains with cross-entropy only"):
+        parse_config(temporal | {"loss": {"potts": 1.0}})
 
 
 def test_the_terms_can_be_monitored_when_set():

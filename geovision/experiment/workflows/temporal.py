@@ -42,7 +42,7 @@ class TemporalModule(SupervisedModule):
         series = series._replace(images=flat.reshape(b, t, c, *flat.shape[-2:]))
         target = self._targets(mask)
         logits = self(series)
-        loss = self._loss(logits, target)
+        loss, _ = self._loss(logits, target, images)  # cross-entropy: _check refuses pairs
         self.train_metrics.update(logits.detach(), target)
         self.log_loss("train", loss, b)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=b)
@@ -55,6 +55,10 @@ def _check(config: RecipeConfig) -> str | None:
                 f"{config.task}.")
     if config.data.mixing.enabled:
         return "workflow: temporal does not mix series (MixUp / CutMix): remove data.mixing."
+    if config.loss.pairwise():
+        return ("workflow: temporal trains with cross-entropy only: the pairwise terms "
+                f"({', '.join(config.loss.pairwise())}) compare the pixels of one image; "
+                "remove them from loss.")
     return None
 
 
