@@ -33,7 +33,8 @@ def demo(tmp_path_factory):
     recipe["name"] = "quick"
     (recipes / "quick.yaml").write_text(yaml.safe_dump(recipe))
     segmentation = yaml.safe_load(Path("recipes/unet_potts.yaml").read_text())
-    segmentation["trainer"]["max_epochs"] = 2  # Potts ramps in over the second epoch
+    segmentation["trainer"]["max_epochs"] = 2
+    segmentation["loss"]["potts"]["ramp"] = {"start": 0.5, "end": 1.0}  # the second epoch
     (recipes / "quick_seg.yaml").write_text(yaml.safe_dump(segmentation))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GEOVISION_HOME", str(tmp / "home"))
@@ -134,7 +135,7 @@ def test_segmentation_model_trained_with_the_potts_term(demo):
     assert (record.dataset, record.recipe) == ("synthetic_segmentation", "quick_seg")
     metrics = pd.read_csv(Path(record.run_dir) / "metrics.csv")
     assert metrics["epoch"].tolist() == [0, 1]
-    # The ramp (a quarter to half of training) keeps Potts out of the first epoch.
+    # The ramp (the second half of training) keeps Potts out of the first epoch.
     first, second = metrics.iloc[0], metrics.iloc[1]
     assert first["train_loss"] == pytest.approx(first["train_ce"], rel=1e-6)
     assert second["train_loss"] > second["train_ce"] and second["val_potts"] > 0
