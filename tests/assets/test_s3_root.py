@@ -53,8 +53,12 @@ def deployment(s3_env, tmp_path, monkeypatch):
     recipe["checkpoint"] = {"save_top_k": 1}
     (recipes / "s3demo.yaml").write_text(yaml.safe_dump(recipe | {"name": "s3demo"}))
     home = tmp_path / "cache"
-    for key in ("GEOVISION_ARTIFACT_ROOT", "S3_ENDPOINT_URL"):
-        monkeypatch.delenv(key, raising=False)  # the resource alone configures them
+    # The resource alone configures these; an in-process step sets them in os.environ for
+    # its children, so each is recorded (set, then deleted) to be restored after the test.
+    for key in ("GEOVISION_ARTIFACT_ROOT", "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION"):
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     resources = {
         "home": GeovisionHome(path=str(home), artifact_root=root),
         "s3": S3Resource(endpoint_url=s3_env.endpoint_url, aws_access_key_id=s3_env.access_key,
