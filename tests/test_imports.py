@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "geovision"
 
 # Lower layers never import higher ones. Modules at the package top (layout, errors, hashing,
-# io, provenance) are the foundation every layer may use.
+# discovery, io, provenance) are the foundation every layer may use.
 LAYERS = {
     "data": 1,
     "models": 2,

@@ -13,15 +13,14 @@ torch: listing names is cheap, and building one imports what it needs.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from geovision.discovery import import_package_modules
 from geovision.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -92,9 +91,7 @@ def _discover() -> None:
     if _discovered:
         return
     _discovered = True
-    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if info.name not in NOT_MODEL_MODULES and not info.name.startswith("_"):
-            importlib.import_module(f"{__package__}.{info.name}")
+    import_package_modules(__package__, Path(__file__).parent, NOT_MODEL_MODULES)
 
 
 def list_models(role: str | None = None) -> list[str]:

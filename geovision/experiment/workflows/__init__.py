@@ -11,14 +11,13 @@ config layer can consult it; the workflow modules import the config through `bas
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geovision.data.tasks import TASKS
+from geovision.discovery import import_package_modules
 from geovision.errors import MissingDataError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -66,9 +65,7 @@ def _discover() -> None:
     if _discovered:
         return
     _discovered = True
-    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if info.name not in NOT_WORKFLOWS and not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
+    import_package_modules(__name__, Path(__file__).parent, NOT_WORKFLOWS)
 
 
 def list_workflows() -> list[str]:
