@@ -127,9 +127,11 @@ def deployment(tmp_path_factory):
     recipes = root / "recipes"
     recipes.mkdir()
     demo = yaml.safe_load((REPO / "recipes" / "demo.yaml").read_text())
-    demo["trainer"]["max_epochs"] = 1
-    for name in ("first", "second"):
-        (recipes / f"{name}.yaml").write_text(yaml.safe_dump(demo | {"name": name}))
+    # The first training outlasts the start of the second run (a process and a code load),
+    # so the gpu pool has a step to hold.
+    for name, epochs in (("first", 4), ("second", 1)):
+        recipe = demo | {"name": name, "trainer": demo["trainer"] | {"max_epochs": epochs}}
+        (recipes / f"{name}.yaml").write_text(yaml.safe_dump(recipe))
 
     bin_dir = str(Path(sys.executable).parent)
     env = dict(os.environ, DAGSTER_HOME=str(dagster_home), POSTGRES_USER="postgres",

@@ -101,10 +101,20 @@ def test_dataset_assets_on_two_celery_workers_survive_a_killed_worker(deployment
 def test_gpu_pool_holds_the_second_training_until_the_first_ends(deployment):
     instance = deployment.instance()
     instance.add_dynamic_partitions("recipe", ["first", "second"])
-    for recipe in ("first", "second"):
+
+    def launch(recipe: str) -> None:
         deployment.launch("model_assets", {
             "dagster/partition": f"synthetic|{recipe}", "dagster/partition/dataset": "synthetic",
             "dagster/partition/recipe": recipe})
+
+    def first_training_started(i):
+        runs = i.get_runs(RunsFilter(job_name="model_assets"))
+        return runs and "trained_model" in step_events(i, runs[-1].run_id,
+                                                       DagsterEventType.STEP_START)
+
+    launch("first")  # the longer training (4 epochs) takes the pool's one slot...
+    deployment.wait(instance, first_training_started, 600, "the first training to start")
+    launch("second")  # ...and the second run starts while it trains
 
     def finished(i):
         runs = i.get_runs(RunsFilter(job_name="model_assets"))
