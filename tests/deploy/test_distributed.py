@@ -112,7 +112,7 @@ def test_gpu_pool_holds_the_second_training_until_the_first_ends(deployment):
         return runs and "trained_model" in step_events(i, runs[-1].run_id,
                                                        DagsterEventType.STEP_START)
 
-    launch("first")  # the longer training (4 epochs) takes the pool's one slot...
+    launch("first")  # the longer training (16 epochs) takes the pool's one slot...
     deployment.wait(instance, first_training_started, 600, "the first training to start")
     launch("second")  # ...and the second run starts while it trains
 
