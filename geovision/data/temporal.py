@@ -155,8 +155,10 @@ class TemporalDataset(GeoDataset):
 
     @classmethod
     def read_series(cls, path: str | os.PathLike) -> np.ndarray:
-        """One sample's stored images, (T, C, H, W)."""
-        raise NotImplementedError
+        """One sample's stored images, (T, C, H, W): each time series dataset reads its own
+        files (PASTIS-R's .npy series, for one)."""
+        raise NotImplementedError(f"{cls.__name__} must define read_series(path), the reader "
+                                  "of its stored (T, C, H, W) series")
 
     @classmethod
     def read_image(cls, path: str | os.PathLike) -> np.ndarray:
