@@ -2,7 +2,7 @@
 already in memory (goal >= 0.8), and peak RSS of a 5000 vs a 20000 px scene (goal: the
 larger within 1.5x the smaller, i.e. 5000's peak / 20000's peak >= 1/1.5).
 
-Each peak is measured in a fresh process (ru_maxrss), on a generated one-band uint8 scene.
+Each peak is measured in a fresh process (its VmHWM), on a generated one-band uint8 scene.
 """
 
 from __future__ import annotations
@@ -76,14 +76,15 @@ def throughput(folder: Path, rounds: int = 3) -> None:
 
 
 PEAK = """
-import json, resource, sys, torch
+import json, sys, torch
 torch.manual_seed(0)
+from geovision.io.memory import peak_rss_bytes
 from bench.inference import spec
 from geovision.inference import predict_scene
 result = predict_scene(spec(("nir",)), sys.argv[1], sys.argv[2], chip_size=1024, overlap=0,
                        batch_size=16, compress="lzw", write_probabilities=False,
                        progress=False)
-print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+print(json.dumps({"peak": peak_rss_bytes()}))
 """
 
 

@@ -1,4 +1,5 @@
-"""Keeping freed memory: a freed batch-sized array is reused without page faults."""
+"""Keeping freed memory: a freed batch-sized array is reused without page faults; a process's
+peak memory is its own, not its parent's."""
 
 from __future__ import annotations
 
@@ -52,3 +53,25 @@ def test_freed_batches_are_reused_without_page_faults():
 
 def test_the_allocator_settings_of_the_user_win():
     assert not probe(MALLOC_TRIM_THRESHOLD_="1000000")["applied"]
+
+
+PEAK_PROBE = """
+import numpy as np
+from geovision.io.memory import peak_rss_bytes
+before = peak_rss_bytes()
+np.ones(256 << 20, dtype=np.uint8)  # 256 MiB touched and freed
+print(before, peak_rss_bytes())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
+def test_a_child_reports_its_own_peak_memory_not_its_parents():
+    import numpy as np
+
+    large = np.ones(1 << 30, dtype=np.uint8)  # the parent's peak: at least 1 GiB
+    done = subprocess.run([sys.executable, "-c", PEAK_PROBE], check=True,
+                          capture_output=True, text=True)
+    del large
+    before, after = map(int, done.stdout.split())
+    assert before < 512 << 20  # the interpreter and numpy, not the parent's 1 GiB
+    assert after - before >= 250 << 20  # the child's own 256 MiB

@@ -48,3 +48,22 @@ def keep_freed_memory(limit_bytes: int = DEFAULT_LIMIT) -> bool:
         return False
     _applied = limit_bytes
     return True
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory. Linux: VmHWM of /proc/self/status, which starts
+    anew at exec; `ru_maxrss` does not (the kernel keeps the high-water mark of the process
+    image exec replaced, so a child of a large parent reports the parent's peak). Elsewhere
+    ru_maxrss (bytes on macOS, KiB on the other Unixes)."""
+    import resource
+    import sys
+
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024

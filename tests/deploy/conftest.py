@@ -127,9 +127,8 @@ def deployment(tmp_path_factory):
     recipes = root / "recipes"
     recipes.mkdir()
     demo = yaml.safe_load((REPO / "recipes" / "demo.yaml").read_text())
-    # The first training outlasts the start of the second run (a process and a code load),
-    # so the gpu pool has a step to hold.
-    for name, epochs in (("first", 16), ("second", 1)):
+    # Two recipes of the demo, so that two trainings compete for the gpu pool.
+    for name, epochs in (("first", 3), ("second", 1)):
         recipe = demo | {"name": name, "trainer": demo["trainer"] | {"max_epochs": epochs}}
         (recipes / f"{name}.yaml").write_text(yaml.safe_dump(recipe))
 

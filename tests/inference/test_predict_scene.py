@@ -136,8 +136,9 @@ class PixelLinear(nn.Module):
 
 
 PEAK_SCRIPT = textwrap.dedent("""
-    import json, resource, sys, torch
+    import json, sys, torch
     from geovision.inference import SceneModel, predict_scene
+    from geovision.io.memory import peak_rss_bytes
     from tests.inference.test_predict_scene import PixelLinear
     torch.set_num_threads(2)
     model = PixelLinear(1, 2)
@@ -146,7 +147,7 @@ PEAK_SCRIPT = textwrap.dedent("""
     result = predict_scene(spec, sys.argv[1], sys.argv[2], chip_size=1024, overlap=0,
                            batch_size=16, compress="lzw", write_probabilities=False,
                            progress=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     print(json.dumps({"peak": peak, "chips": result.num_chips, "seconds": result.seconds}))
 """)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging, TQDMProgressBar
 
 from geovision.errors import MissingDataError
@@ -145,6 +147,27 @@ def make_trainer(config: ExperimentConfig, run_dir: Path, *, world_size: int = 1
         plugins=[PublishingCheckpointIO(store)] if store is not None else None,
     )
     return trainer, checkpoints
+
+
+@contextmanager
+def torch_flags_restored() -> Iterator[None]:
+    """Give back the process-wide torch flags a Trainer sets (`deterministic=True` turns on
+    deterministic algorithms for the whole process), so that a notebook or an in-process
+    Dagster step that trains and then explains (captum's DeepLift unpools) is not left with
+    them."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
+        if workspace is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = workspace
 
 
 def read_fit_result(run_dir: Path) -> FitResult:

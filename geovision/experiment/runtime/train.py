@@ -31,7 +31,7 @@ from geovision.experiment.runfolders.inputs import load_run, prepare_run
 from geovision.experiment.runtime.data import split_frame
 from geovision.experiment.runtime.distributed import Launcher, launch
 from geovision.experiment.runtime.evaluate import Evaluation, evaluate_run
-from geovision.experiment.runtime.fit import FitResult, fit_run
+from geovision.experiment.runtime.fit import FitResult, fit_run, torch_flags_restored
 from geovision.layout import Layout
 
 log = logging.getLogger(__name__)
@@ -96,17 +96,18 @@ def train(
         log_path = log_file(run_dir, config.project, command)
     handler = attach_log_file(log_path)
     try:
-        log.info("%s run %s (config %s)", "resuming" if resume else "starting", run_dir,
-                 config.config_hash())
-        if config.trainer.devices > 1:
-            fit = launch(run_dir, config.trainer.devices, resume=resume, progress=progress,
-                         log_path=log_path, launcher=launcher)
-        else:
-            fit = fit_run(run_dir, resume=resume, progress=progress)
-        result = _finish(run_dir, fit, progress)
-        write_status(run_dir, "finished")
-        log.info("finished %s: %s", run_dir, result.test_metrics)
-        return result
+        with torch_flags_restored():  # the Trainer's process-wide flags end with the run
+            log.info("%s run %s (config %s)", "resuming" if resume else "starting", run_dir,
+                     config.config_hash())
+            if config.trainer.devices > 1:
+                fit = launch(run_dir, config.trainer.devices, resume=resume, progress=progress,
+                             log_path=log_path, launcher=launcher)
+            else:
+                fit = fit_run(run_dir, resume=resume, progress=progress)
+            result = _finish(run_dir, fit, progress)
+            write_status(run_dir, "finished")
+            log.info("finished %s: %s", run_dir, result.test_metrics)
+            return result
     except BaseException:
         write_status(run_dir, "failed")
         raise
