@@ -47,6 +47,10 @@ class WeightsError(GeovisionError, ValueError):
     """Weights that do not fit the model, or a weights file that is missing or corrupt."""
 
 
+class MissingWeightsError(WeightsError, FileNotFoundError):
+    """Weights a config names (a port's, or a file) that are not there (yet)."""
+
+
 class QuotaError(GeovisionError):
     """A provider's daily download budget is used up."""
 

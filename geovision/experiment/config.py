@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -36,6 +37,7 @@ from geovision.errors import ConfigError, UnknownNameError
 from geovision.experiment.workflows import DEFAULT_WORKFLOW, get_workflow, list_workflows
 from geovision.layout import DataSource
 from geovision.models.losses import PRESETS, Normalize
+from geovision.models.port import get_port, list_ports
 from geovision.models.registry import check_model
 
 if TYPE_CHECKING:
@@ -64,9 +66,47 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# What a `model.weights` path ends with: a weights file (geovision.models.weights reads these)
+# or a manifest; anything else without a folder separator is a port's name.
+WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".json")
+
+
+def is_weights_path(value: str) -> bool:
+    """Whether `model.weights` names a file or folder rather than a port."""
+    return "/" in value or os.sep in value or Path(value).suffix in WEIGHTS_SUFFIXES
+
+
 class ModelConfig(_Strict):
     name: str = Field(description="model registry name, e.g. small_cnn")
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    weights: str | None = Field(
+        None, description="weights training starts from: a port's name (list_ports(), e.g. "
+        "resnet18.torchvision), ported under the run's artifact root, or the path of a weights "
+        "file, weights folder or manifest.json; the first conv is adapted to the band count "
+        "and a classifier of another class count is left at its init")
+
+    @field_validator("weights")
+    @classmethod
+    def _port_or_path(cls, value: str | None) -> str | None:
+        if value is None or value in list_ports() or is_weights_path(value):
+            return value
+        raise ValueError(f"{value!r} is neither a port ({', '.join(list_ports())}) nor a path "
+                         f"(a path has a '/' or ends with one of {', '.join(WEIGHTS_SUFFIXES)}; "
+                         "write ./NAME for a folder here)")
+
+    @model_serializer(mode="wrap")
+    def _unset_weights_left_out(self, handler: Any) -> dict[str, Any]:
+        """No `weights` key when there are none, so configs and config hashes recorded before
+        the field existed stay the same."""
+        data = handler(self)
+        if self.weights is None:
+            data.pop("weights", None)
+        return data
+
+    @property
+    def weights_port(self) -> str | None:
+        """The port `weights` names, or None (no weights, or a path)."""
+        return self.weights if self.weights in list_ports() else None
 
 
 class SplitConfig(_Strict):
@@ -293,6 +333,12 @@ class RecipeConfig(_Strict):
             check_model(self.model.name, self.model_role, self.model.kwargs)
         except ValueError as exc:
             return f"model: {exc}"
+        port = self.model.weights_port
+        if port is not None and (held := get_port(port).model) != self.model.name:
+            fitting = [p for p in list_ports() if get_port(p).model == self.model.name]
+            return (f"model.weights: port {port} holds {held} weights, not {self.model.name}'s; "
+                    f"set model.name: {held}" + (f", or use {', '.join(fitting)}" if fitting
+                                                 else ""))
         return None
 
     def _check_metrics(self) -> str | None:

@@ -5,7 +5,8 @@ renaming rules, no guessing by order). `port_weights` builds the source model, w
 weights file given (e.g. torchvision's published checkpoint, placed by hand) or with seeded
 random weights where there is none, maps its state dict, loads it into our model strictly,
 compares the two models' outputs on seeded random input in eval mode, and writes
-`weights.safetensors` + `manifest.json` (a `WeightsSpec`) under `Layout.weights(name)`.
+`weights.safetensors` + `manifest.json` (a `WeightsSpec`) under `port_folder(name)`
+(`Layout.weights(name)`), where `read_port` finds them.
 A port that exists for the same source version and port version is not made again.
 
 This module imports no torch at import time: the `ported_weights` asset's partitions are
@@ -22,7 +23,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from geovision.errors import UnknownNameError, WeightsError
+from geovision.errors import MissingWeightsError, UnknownNameError, WeightsError
 
 if TYPE_CHECKING:
     import torch
@@ -188,6 +189,37 @@ def get_port(name: str) -> Port:
             from None
 
 
+def port_folder(name: str, home: str | os.PathLike | None = None) -> Path:
+    """Where `port_weights(name, home)` writes the port's weights and manifest (and where
+    everything that uses them looks)."""
+    from geovision.layout import Layout
+
+    return Layout(home).weights(get_port(name).name)
+
+
+def read_port(name: str, home: str | os.PathLike | None = None) -> WeightsSpec:
+    """The spec of the weights `port_weights(name, home)` wrote; a `MissingWeightsError`
+    saying how to make them when they were never ported there."""
+    from geovision.layout import Layout
+    from geovision.models.weights import MANIFEST, WeightsSpec
+
+    folder = port_folder(name, home)
+    root = str(Layout(home).home)
+    if not (folder / MANIFEST).is_file():
+        raise MissingWeightsError(
+            f"Port {name} has no ported weights under {folder}. Make them with "
+            f"`GEOVISION_HOME={root} dagster asset materialize -m geovision_assets.definitions "
+            f"--select ported_weights --partition {name}`, or in Python with "
+            f"`geovision.models.port.port_weights({name!r}, {root!r})`.")
+    spec = WeightsSpec.read(folder)
+    if not spec.path.is_file():
+        raise MissingWeightsError(
+            f"Port {name}'s manifest in {folder} names {spec.path}, which is missing; port it "
+            f"again: `geovision.models.port.port_weights({name!r}, "
+            f"{root!r}, force=True)`.")
+    return spec
+
+
 def build_source(port: Port, source_file: str | os.PathLike | None = None,
                  seed: int = 0) -> nn.Module:
     """The source model: with `source_file`'s weights (loaded strictly), else seeded random
@@ -254,7 +286,7 @@ def _source_version(port: Port) -> str:
 def port_weights(name: str, home: str | os.PathLike | None = None, *,
                  source_file: str | os.PathLike | None = None, seed: int = 0,
                  force: bool = False) -> WeightsSpec:
-    """Port `name` (see `list_ports()`) under `Layout(home).weights(name)`; returns its spec.
+    """Port `name` (see `list_ports()`) into `port_folder(name, home)`; returns its spec.
 
     Kept as it is when a verified port of the same source version, port version and source
     weights already exists there (unless `force`)."""
@@ -262,12 +294,11 @@ def port_weights(name: str, home: str | os.PathLike | None = None, *,
 
     from geovision.hashing import sha256_file
     from geovision.io.atomic import atomic_dir
-    from geovision.layout import Layout
     from geovision.models.registry import create_model
     from geovision.models.weights import WeightsSpec
 
     port = get_port(name)
-    folder = Layout(home).weights(name)
+    folder = port_folder(name, home)
     source_weights = (f"file {Path(source_file).name} sha256 {sha256_file(source_file)}"
                       if source_file is not None else f"random, seed {seed}")
     if not force and (folder / "manifest.json").is_file():

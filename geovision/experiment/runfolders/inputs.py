@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from geovision.data.base import GeoDataset
 from geovision.data.registry import get_dataset
+from geovision.errors import WeightsError
 from geovision.experiment.config import ExperimentConfig
+from geovision.experiment.pretrained import recorded_weights, weights_record
 from geovision.experiment.runfolders.folder import (
     HPARAMS_FILE,
     INDEX_FILE,
@@ -30,6 +32,9 @@ from geovision.hashing import hash_dataframe
 from geovision.io.atomic import atomic_file
 from geovision.provenance import git_commit, package_versions
 
+if TYPE_CHECKING:
+    from geovision.models.weights import WeightsSpec
+
 
 @dataclass
 class RunInputs:
@@ -40,6 +45,7 @@ class RunInputs:
     df: pd.DataFrame
     normalisation: dict[str, list[float]] | None
     shards_dir: Path | str | None  # a remote URI (s3://...) stays a str
+    weights: dict[str, Any] | None = None  # the starting weights' record (weights_record)
 
     def image_transform(self) -> Callable | None:
         """Standardisation with the recorded statistics (None: the dataset's defaults)."""
@@ -48,13 +54,25 @@ class RunInputs:
         return self.dataset_cls.standardiser(self.normalisation["means"],
                                              self.normalisation["std_devs"])
 
+    def starting_weights(self) -> WeightsSpec | None:
+        """The recorded weights a fresh fit starts from (None: the model's own init)."""
+        if self.weights is None:
+            if self.config.model.weights is not None:
+                raise WeightsError(f"{self.run_dir}: the config names model.weights "
+                                   f"{self.config.model.weights!r} but hparams.yaml records no "
+                                   "weights file; start a new run.")
+            return None
+        return recorded_weights(self.weights)
+
 
 def prepare_run(config: ExperimentConfig, *, home: Path, root: Path, df: pd.DataFrame,
                 normalisation: dict[str, list[float]] | None = None,
                 shards_dir: Path | str | None = None,
                 provenance: dict[str, Any] | None = None) -> Path:
-    """Create the run directory and write hparams.yaml, the df and a `running` status."""
+    """Create the run directory and write hparams.yaml, the df and a `running` status.
+    The starting weights are found first, so weights that are missing leave no run behind."""
     dataset_cls = get_dataset(config.dataset_name)
+    weights = weights_record(config.model, home)
     run_dir = new_run_dir(config.project, config.name, home)
     with atomic_file(run_dir / INDEX_FILE) as tmp:
         df.to_parquet(tmp, index=True)
@@ -65,7 +83,8 @@ def prepare_run(config: ExperimentConfig, *, home: Path, root: Path, df: pd.Data
         "normalisation": normalisation,
         "shards_dir": None if shards_dir is None else str(shards_dir),
         "provenance": (provenance or {}) | {"packages": package_versions(),
-                                            "git_commit": git_commit()},
+                                            "git_commit": git_commit()}
+        | ({"weights": weights} if weights is not None else {}),
     })
     write_status(run_dir, "running")
     return run_dir
@@ -82,7 +101,8 @@ def load_run(run_dir: Path) -> RunInputs:
                      root=Path(hparams["dataset"]["root"]),
                      df=pd.read_parquet(run_dir / INDEX_FILE),
                      normalisation=hparams.get("normalisation"),
-                     shards_dir=_shards_location(shards))
+                     shards_dir=_shards_location(shards),
+                     weights=(hparams.get("provenance") or {}).get("weights"))
 
 
 def _shards_location(value: str | None) -> Path | str | None:

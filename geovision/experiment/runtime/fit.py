@@ -73,13 +73,16 @@ def fit_run(run_dir: Path, *, resume: bool = False, progress: bool = True,
                               splits=("train", "val"),
                               streaming_cache=run_streaming_cache(run_dir))
     image_size = int(datasets["train"][0][0].shape[-1])
-    module = build_module(config, len(inputs.dataset_cls.BANDS),
-                          len(inputs.dataset_cls.CLASS_NAMES), image_size)
-    trainer, checkpoints = make_trainer(config, Path(run_dir), world_size=world_size,
-                                        progress=progress, on_epoch=on_epoch)
     checkpoint_dir = Path(run_dir) / CHECKPOINTS
     last = checkpoint_dir / LAST_CHECKPOINT
     resume_from = last if resume and last.is_file() else None
+    # A resumed fit takes every weight from its checkpoint, never the starting weights.
+    module = build_module(config, len(inputs.dataset_cls.BANDS),
+                          len(inputs.dataset_cls.CLASS_NAMES), image_size,
+                          weights=inputs.starting_weights() if resume_from is None else None,
+                          bands=inputs.dataset_cls.BANDS)
+    trainer, checkpoints = make_trainer(config, Path(run_dir), world_size=world_size,
+                                        progress=progress, on_epoch=on_epoch)
     if resume_from is not None:
         _forget_checkpoints_after(last)
         log.info("resuming %s from %s", run_dir, last)

@@ -16,6 +16,7 @@ import pandas as pd
 from geovision.data.registry import get_dataset
 from geovision.experiment.config import ConfigError, ExperimentConfig
 from geovision.experiment.plots import plot_run
+from geovision.experiment.pretrained import find_weights
 from geovision.experiment.runfolders.folder import (
     METRICS_FILE,
     attach_log_file,
@@ -86,6 +87,7 @@ def train(
         write_status(run_dir, "running")
         log_path = log_file(run_dir, config.project, command, timestamp())
     else:
+        find_weights(config.model, home)  # weights that are missing fail before data is read
         dataset_cls = get_dataset(config.dataset_name)
         root = Path(root) if root else layout.dataset(config.dataset_name)
         df = split_frame(config, dataset_cls, root, df)

@@ -11,6 +11,7 @@ config layer can consult it; the workflow modules import the config through `bas
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,9 @@ from geovision.errors import MissingDataError, UnknownNameError
 if TYPE_CHECKING:
     from geovision.experiment.config import ExperimentConfig, RecipeConfig
     from geovision.experiment.workflows.base import ExperimentModule
+    from geovision.models.weights import WeightsSpec
 
+log = logging.getLogger(__name__)
 UNLABELLED_TASKS = TASKS  # pretraining on images alone works on any dataset
 DEFAULT_WORKFLOW = "supervised"
 NOT_WORKFLOWS = {"augment", "base"}  # helper modules of this package
@@ -83,9 +86,23 @@ def get_workflow(name: str) -> Workflow:
 
 
 def build_module(config: ExperimentConfig, in_channels: int, num_classes: int,
-                 image_size: int | None = None) -> ExperimentModule:
-    return get_workflow(config.workflow).module(config.model_dump(mode="json"), in_channels,
-                                                num_classes, image_size)
+                 image_size: int | None = None, *, weights: WeightsSpec | None = None,
+                 bands: tuple[str, ...] | None = None) -> ExperimentModule:
+    """A fresh module for `config`; its model starts from `weights` when given (adapted to
+    `in_channels`, the bands named in `bands` keeping the filters of the same name).
+
+    The weights are loaded here, not by the module's constructor, so that a module rebuilt
+    from a checkpoint (`load_module`, a resumed fit) keeps its trained weights and never
+    needs the starting ones."""
+    module = get_workflow(config.workflow).module(config.model_dump(mode="json"), in_channels,
+                                                  num_classes, image_size)
+    if weights is not None:
+        from geovision.models.weights import load_weights
+
+        report = load_weights(module.model, weights, bands=bands)
+        log.info("model starts from %s: %d tensors loaded, adapted %s, left at init %s",
+                 weights.path, len(report.loaded), list(report.adapted), list(report.dropped))
+    return module
 
 
 def load_module(checkpoint: str | Path) -> ExperimentModule:
