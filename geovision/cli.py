@@ -74,6 +74,20 @@ def datasets_prepare(name: str, home: Path | None = HOME_OPTION) -> None:
     typer.echo(f"{raw.num_files} files under {raw.root}; index {index.path} {counts}")
 
 
+@app.command("workflows")
+def workflows_command() -> None:
+    """Print every registered workflow: the tasks it serves and the settings its
+    `workflow_settings:` section takes, with their defaults."""
+    from geovision.experiment.workflows import get_workflow, list_workflows
+
+    for name in list_workflows():
+        workflow = get_workflow(name)
+        typer.echo(f"{name:12s} {', '.join(workflow.tasks):40s} {workflow.description}")
+        for key, field in (workflow.settings.model_fields if workflow.settings else {}).items():
+            default = field.get_default(call_default_factory=True)
+            typer.echo(f"    workflow_settings.{key} = {default!r}: {field.description}")
+
+
 @app.command("train")
 def train_command(
     config: Path = typer.Argument(..., help="experiment YAML (or a recipe with --dataset)"),

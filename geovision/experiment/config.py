@@ -7,7 +7,9 @@ CLI) supplies the dataset.
 `workflow` says what is learned from that data: `supervised` (the default) trains on the
 labels; `gan`, `vae` and `moco` pretrain on the images alone, ignoring the labels, with a model
 registered for that workflow. Workflows declare themselves in `geovision.experiment.workflows`;
-this module asks that registry rather than knowing any workflow by name.
+this module asks that registry rather than knowing any workflow by name. A workflow with
+settings of its own (MoCo's views, ...) declares them as a `WorkflowSettings` model, which the
+config's `workflow_settings` section is validated against.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import json
 import os
 from pathlib import Path
 from types import UnionType
-from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializeAsAny,
     ValidationError,
     field_validator,
     model_serializer,
@@ -64,6 +67,54 @@ NOT_MULTILABEL = ("cohen_kappa",)  # torchmetrics has no multi-label form of the
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorkflowSettings(_Strict):
+    """The base of a workflow's own settings (`Workflow.settings`): the training choices that
+    only that workflow has, set in the config's `workflow_settings` section. Every field has
+    a default (today's behaviour) and a description."""
+
+
+SettingsT = TypeVar("SettingsT", bound=WorkflowSettings)
+
+
+def parse_workflow_settings(workflow_name: str, raw: Any) -> WorkflowSettings | None:
+    """`raw` (a `workflow_settings` mapping, None or a parsed model) validated against the
+    workflow's settings model; None stays None for a workflow without settings, and becomes
+    the defaults for one with settings. The messages name the workflow and its valid keys."""
+    workflow = get_workflow(workflow_name)
+    kind = workflow.settings
+    if kind is None:
+        if raw is None:
+            return None
+        with_settings = [name for name in list_workflows() if get_workflow(name).settings]
+        raise ValueError(f"workflow_settings: the {workflow_name} workflow has no settings; "
+                         "remove the section (workflows with settings: "
+                         f"{', '.join(with_settings) or 'none'})")
+    if raw is None:
+        return kind()
+    if isinstance(raw, kind):
+        return raw
+    if isinstance(raw, BaseModel):
+        raw = raw.model_dump()
+    if not isinstance(raw, dict):
+        raise ValueError(f"workflow_settings: a mapping of the {workflow_name} workflow's "
+                         f"settings ({', '.join(kind.model_fields)}), got {type(raw).__name__}")
+    try:
+        return kind.model_validate(raw)
+    except ValidationError as exc:
+        valid = ", ".join(f"{name} (default {field.default!r})"
+                          for name, field in kind.model_fields.items())
+        lines = []
+        for error in exc.errors():
+            location = ".".join(["workflow_settings", *(str(p) for p in error["loc"])])
+            if error["type"] == "extra_forbidden":
+                lines.append(f"{location}: the {workflow_name} workflow has no such setting; "
+                             f"its settings: {valid}")
+            else:
+                message = error["msg"].removeprefix("Value error, ")
+                lines.append(f"{location}: {message} ({workflow_name} workflow)")
+        raise ValueError("\n".join(lines)) from None
 
 
 # What a `model.weights` path ends with: a weights file (geovision.models.weights reads these)
@@ -301,10 +352,41 @@ class RecipeConfig(_Strict):
     metrics: tuple[str, ...] = Field(default_factory=_default_metrics)
     loss: LossConfig = LossConfig()
     inference: InferenceConfig | None = None
+    workflow_settings: SerializeAsAny[WorkflowSettings] | None = Field(
+        None, description="the chosen workflow's own settings (`geovision workflows` lists "
+        "them); left out: its defaults. Only workflows that declare settings take the section")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_workflow_settings(cls, data: Any) -> Any:
+        """`workflow_settings` as the chosen workflow's model, its defaults filling in."""
+        if not isinstance(data, dict):
+            return data
+        name = data.get("workflow", DEFAULT_WORKFLOW)
+        if not isinstance(name, str) or name not in list_workflows():
+            if data.get("workflow_settings") is None:
+                return data  # _consistent reports the workflow
+            raise ValueError(f"workflow: unknown {name!r}; registered: "
+                             f"{', '.join(list_workflows())}")
+        return data | {"workflow_settings": parse_workflow_settings(
+            name, data.get("workflow_settings"))}
 
     @property
     def workflow_spec(self):  # -> geovision.experiment.workflows.Workflow
         return get_workflow(self.workflow)
+
+    def settings_as(self, kind: type[SettingsT]) -> SettingsT:
+        """`workflow_settings`, typed as the workflow's own model (what its module reads)."""
+        if not isinstance(self.workflow_settings, kind):
+            raise TypeError(f"the {self.workflow} workflow's settings are "
+                            f"{type(self.workflow_settings).__name__}, not {kind.__name__}")
+        return self.workflow_settings
+
+    def default_of(self, section: str) -> Any:
+        """What `section` holds when the config leaves it out."""
+        if section == "workflow_settings":
+            return parse_workflow_settings(self.workflow, None)
+        return type(self).model_fields[section].default
 
     @property
     def model_role(self) -> str:
@@ -409,7 +491,9 @@ class RecipeConfig(_Strict):
         return ExperimentConfig(dataset_name=dataset_name, **self.model_dump())
 
 
-HASH_IF_SET = ("loss",)
+# Sections added after runs were first recorded: hashed only when they differ from their
+# default (workflow_settings: the workflow's defaults), so those runs keep their hash.
+HASH_IF_SET = ("loss", "workflow_settings")
 
 
 class ExperimentConfig(RecipeConfig):
@@ -434,7 +518,7 @@ class ExperimentConfig(RecipeConfig):
         differ from their default, so those runs keep their hash."""
         dumped = self.model_dump(mode="json")
         for name in HASH_IF_SET:
-            if getattr(self, name) == type(self).model_fields[name].default:
+            if getattr(self, name) == self.default_of(name):
                 del dumped[name]
         canonical = json.dumps(dumped, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

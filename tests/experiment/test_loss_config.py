@@ -27,10 +27,13 @@ def test_default_is_cross_entropy_alone_and_keeps_the_hash():
     assert config.loss.pairwise() == {}
     spelled_out = parse_config(SEG | {"loss": {"ce": 1.0}})
     assert spelled_out == config and spelled_out.config_hash() == config.config_hash()
-    # Without a loss section the hash is the one of runs recorded before the section existed.
-    before = {k: v for k, v in config.model_dump(mode="json").items() if k != "loss"}
+    # Without a loss section the hash is the one of runs recorded before the section existed
+    # (nor workflow_settings, added later still: a supervised run has none).
+    before = {k: v for k, v in config.model_dump(mode="json").items()
+              if k not in ("loss", "workflow_settings")}
     canonical = json.dumps(before, sort_keys=True).encode()
     assert config.config_hash() == hashlib.sha256(canonical).hexdigest()[:16]
+    assert config.config_hash() == "e4bd9066e0c15954"  # as recorded before either section
     assert parse_config(SEG | {"loss": {"ce": 0.5}}).config_hash() != config.config_hash()
 
 

@@ -2,7 +2,8 @@
 
 A workflow is one file here that defines its LightningModule and registers a `Workflow`: its
 name (the config's `workflow:`), the dataset tasks it serves, whether it trains on labels, the
-model role it needs and any checks it makes on a config. Adding a file is all it takes; the
+model role it needs, the model of its own settings (the config's `workflow_settings:`) and any
+checks it makes on a config. Adding a file is all it takes; the
 registry imports every module of the package the first time a workflow is looked up.
 
 This module imports nothing heavy and nothing from the rest of the experiment package, so the
@@ -22,7 +23,7 @@ from geovision.discovery import import_package_modules
 from geovision.errors import MissingDataError, UnknownNameError
 
 if TYPE_CHECKING:
-    from geovision.experiment.config import ExperimentConfig, RecipeConfig
+    from geovision.experiment.config import ExperimentConfig, RecipeConfig, WorkflowSettings
     from geovision.experiment.workflows.base import ExperimentModule
     from geovision.models.weights import WeightsSpec
 
@@ -43,6 +44,9 @@ class Workflow:
     description: str = ""
     # Extra config checks: a message naming the field and the fix, or None.
     check: Callable[[RecipeConfig], str | None] | None = None
+    # The training choices only this workflow has (a config.WorkflowSettings subclass, every
+    # field defaulted), validated from the config's `workflow_settings`; None: it has none.
+    settings: type[WorkflowSettings] | None = None
 
     def model_role(self, task: str) -> str:
         """The role a registered model must serve: the task, or the workflow's own name."""

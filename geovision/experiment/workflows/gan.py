@@ -6,7 +6,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
+from geovision.experiment.config import WorkflowSettings
 from geovision.experiment.workflows import UNLABELLED_TASKS, Workflow, register_workflow
 from geovision.experiment.workflows.base import EvalStep, ExperimentModule, configure_optimizer
 
@@ -17,6 +19,14 @@ def moment_gap(generated: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     dims = (0, 2, 3)
     return ((generated.mean(dims) - real.mean(dims)).abs().mean()
             + (generated.std(dims) - real.std(dims)).abs().mean())
+
+
+class GANSettings(WorkflowSettings):
+    """The adversarial game's own choices."""
+
+    real_label: float = Field(1.0, gt=0.5, le=1, description="the discriminator's target for "
+                              "real images; below 1 is one-sided label smoothing (e.g. 0.9), "
+                              "which keeps the discriminator from growing overconfident")
 
 
 class GANModule(ExperimentModule):
@@ -46,8 +56,10 @@ class GANModule(ExperimentModule):
         fake = self.model.generator(z)
         d_real = self.model.discriminator(real)
         d_fake = self.model.discriminator(fake.detach())
-        d_loss = 0.5 * (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                        + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        real_label = self.config.settings_as(GANSettings).real_label
+        d_loss = 0.5 * (
+            F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_label))
+            + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
@@ -92,4 +104,5 @@ def _check_gan(config: Any) -> str | None:
 
 register_workflow(Workflow(
     name="gan", module=GANModule, tasks=UNLABELLED_TASKS, uses_labels=False, check=_check_gan,
+    settings=GANSettings,
     description="generative pretraining: a generator against a discriminator"))

@@ -5,11 +5,33 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import Field, field_validator
 
+from geovision.experiment.config import WorkflowSettings
 from geovision.experiment.workflows import UNLABELLED_TASKS, Workflow, register_workflow
 from geovision.experiment.workflows.augment import ViewSampler
 from geovision.experiment.workflows.base import EvalStep, ExperimentModule
 from geovision.models.moco import info_nce
+
+
+class MoCoSettings(WorkflowSettings):
+    """How the two views of an image differ (the ViewSampler): the harder the views, the more
+    the encoder must ignore. Validation and evaluation draw their views the same way."""
+
+    crop_scale: tuple[float, float] = Field(
+        (0.35, 1.0), description="range of the share of the image's area a random crop keeps")
+    jitter: float = Field(0.2, ge=0, lt=1, description="per-band gain drawn from 1 +/- jitter "
+                          "and offset from +/- jitter (standardised band units)")
+    noise: float = Field(0.1, ge=0, description="standard deviation of the pixel noise added "
+                         "(standardised band units)")
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _share(cls, scale: tuple[float, float]) -> tuple[float, float]:
+        low, high = scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"{list(scale)} must be [low, high] with 0 < low <= high <= 1")
+        return scale
 
 
 class MoCoModule(ExperimentModule):
@@ -27,8 +49,11 @@ class MoCoModule(ExperimentModule):
                  image_size: int | None = None) -> None:
         super().__init__(config, in_channels, num_classes, image_size)
         seed = self.config.random_seed
-        self.views = ViewSampler(seed + 1)
-        self.eval_views = ViewSampler(seed + 2)
+        settings = self.config.settings_as(MoCoSettings)
+        views = {"scale": settings.crop_scale, "jitter": settings.jitter,
+                 "noise": settings.noise}
+        self.views = ViewSampler(seed + 1, **views)
+        self.eval_views = ViewSampler(seed + 2, **views)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -60,4 +85,5 @@ class MoCoModule(ExperimentModule):
 
 register_workflow(Workflow(
     name="moco", module=MoCoModule, tasks=UNLABELLED_TASKS, uses_labels=False,
+    settings=MoCoSettings,
     description="contrastive pretraining (momentum contrast)"))
