@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -34,30 +34,78 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class S3Request:
+    """One request the S3 server received: what a client sent over the wire."""
+
+    method: str
+    bucket: str
+    key: str
+    body_bytes: int  # the request body's length: bytes uploaded
+    copy_source: str  # x-amz-copy-source of a copy inside S3, else ""
+
+
 @dataclass
 class S3Server:
     endpoint_url: str
     access_key: str
     secret_key: str
+    log: list[S3Request] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
                 "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
 
+    def requests(self, bucket: str) -> list[S3Request]:
+        """The requests made so far to objects of `bucket` (path-style addressing, as s5cmd
+        and boto3 use against an endpoint URL)."""
+        return [r for r in list(self.log) if r.bucket == bucket]
+
+
+def _recording(app, log: list[S3Request]):
+    """A WSGI wrapper noting each request's method, object, body length and copy source
+    before moto handles it."""
+    from urllib.parse import unquote
+
+    def recorded(environ, start_response):
+        bucket, _, key = unquote(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
+        log.append(S3Request(method=environ["REQUEST_METHOD"], bucket=bucket, key=key,
+                             body_bytes=int(environ.get("CONTENT_LENGTH") or 0),
+                             copy_source=unquote(environ.get("HTTP_X_AMZ_COPY_SOURCE", ""))))
+        return app(environ, start_response)
+
+    return recorded
+
 
 def start_moto():
     """moto's S3 server on a free loopback port; returns (server, S3Server) with fresh
-    random credentials (moto accepts any)."""
+    random credentials (moto accepts any). The S3Server logs every request it receives."""
     try:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
         from moto.server import ThreadedMotoServer
+        from werkzeug.serving import make_server
     except ImportError:
         missing("moto[server] is not installed: pip install -e '.[dev]'")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    log: list[S3Request] = []
+
+    class RecordingMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = _recording(DomainDispatcherApplication(create_backend_app), log)
+            self._server = make_server(self._ip_address, self._port, app, True,
+                                       request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    server = RecordingMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     return server, S3Server(f"http://{host}:{port}", "AKIA" + secrets.token_hex(8).upper(),
-                            secrets.token_urlsafe(30))
+                            secrets.token_urlsafe(30), log)
 
 
 @dataclass

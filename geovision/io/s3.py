@@ -273,6 +273,26 @@ class S3IO:
             return 0
         return len(self._run("upload", prefix, ["cp", f"{source}/*", prefix]))
 
+    def copy_many(self, pairs: Sequence[tuple[str, str]]) -> int:
+        """Copy each (source, destination) pair, all in one s5cmd run (its batch mode): a local
+        source is uploaded, an s3:// one copied inside S3, so its bytes never pass through
+        this machine. Returns the number copied."""
+        if not pairs:
+            return 0
+        for src, dst in pairs:
+            for url in (src, dst):
+                if is_s3_url(url):
+                    S3Url.parse(url)
+            if not is_s3_url(src) and not Path(src).is_file():
+                raise RemoteError(f"S3 copy of {src} to {dst}: no such local file")
+        with tempfile.NamedTemporaryFile("w", suffix=".s5cmd", delete=False) as script:
+            script.write("".join(f'cp --raw "{src}" "{dst}"\n' for src, dst in pairs))
+        first = next((u for pair in pairs for u in pair if is_s3_url(u)), pairs[0][1])
+        try:
+            return len(self._run("copy", first, ["run", script.name]))
+        finally:
+            os.unlink(script.name)
+
     def download_dir(self, url: str, local: str | os.PathLike) -> int:
         """Download every object below the prefix `url` into `local`, which appears whole
         (a new folder renamed into place) or not at all; return the file count."""

@@ -169,7 +169,7 @@ class ArtifactStore:
         if kind == "file":
             self.s3.upload_file(path, f"{target}/{path.name}")
         else:
-            self.s3.upload_dir(path, target)
+            self._upload_dir(path, rel, target, files, current)
         history = [current.version, *current.previous] if current else []
         previous = [v for v in dict.fromkeys(history) if v != version][: self.keep_versions - 1]
         record = {"version": version, "kind": kind, "files": files,
@@ -179,6 +179,42 @@ class ArtifactStore:
         self._prune(rel, keep={version, *previous})
         return Published(relative=rel, version=version, kind=kind, files=files, url=target,
                          previous=tuple(previous))
+
+    def _upload_dir(self, path: Path, rel: str, target: str, files: dict[str, dict],
+                    current: Published | None) -> None:
+        """Put the folder's files under `target`: those whose content the store already holds
+        (in an artifact published inside the folder, such as a run folder's checkpoints, each
+        published when saved, or in the folder's current version) are copied inside S3, the
+        rest uploaded, so that each file's bytes go up once."""
+        held = self._published_inside(rel)
+        if current is not None:
+            held.update({entry["sha256"]: f"{current.url}/{sub}"
+                         for sub, entry in current.files.items()})
+        reused = {sub: held[entry["sha256"]] for sub, entry in files.items()
+                  if entry["sha256"] in held}
+        if not reused:
+            self.s3.upload_dir(path, target)
+            return
+        try:
+            self.s3.copy_many([(src, f"{target}/{sub}") for sub, src in reused.items()])
+        except RemoteError:
+            reused = {}  # a source version pruned meanwhile: upload those files instead
+        self.s3.copy_many([(str(path / sub), f"{target}/{sub}") for sub in files
+                           if sub not in reused])
+
+    def _published_inside(self, rel: str) -> dict[str, str]:
+        """sha256 -> URL of an object holding that content, for every file of the current
+        version of each artifact published below `rel`."""
+        root = str(self.remote).rstrip("/") + "/"
+        held: dict[str, str] = {}
+        for obj in self.s3.list(str(self.remote.join(rel)) + "/"):
+            if not obj.url.endswith(MARKER_SUFFIX):
+                continue
+            record = json.loads(self.s3.read_bytes(obj.url))
+            base = self.version_url(obj.url[len(root):-len(MARKER_SUFFIX)], record["version"])
+            for name, entry in record["files"].items():
+                held.setdefault(entry["sha256"], f"{base}/{name}")
+        return held
 
     def _prune(self, rel: str, keep: set[str]) -> None:
         """Remove the versions of `rel` that the marker no longer lists."""

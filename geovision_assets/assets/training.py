@@ -31,15 +31,18 @@ def trained_model(context: AssetExecutionContext, home: GeovisionHome, s3: S3Res
     One device trains in this process; with trainer.devices > 1 torchrun runs one process
     per device through Dagster Pipes, and rank 0 reports the materialization."""
     from geovision.experiment.config import load_config
+    from geovision.models.port import port_folder
     from geovision.pipeline import train_model
 
     dataset, recipe = dataset_and_recipe(context.partition_key)
     recipe_path = recipes.recipe_path(recipe)
-    source = load_config(recipe_path, dataset_name=dataset).data.source
+    config = load_config(recipe_path, dataset_name=dataset)
+    source, port = config.data.source, config.model.weights_port
     layout = home.layout()
     sync = home.synced(s3)
     sync.fetch(layout.dataset(dataset), layout.index(dataset), layout.statistics(dataset),
-               *([layout.shards(dataset, "hdf")] if source == "hdf" else []))
+               *([layout.shards(dataset, "hdf")] if source == "hdf" else []),
+               *([port_folder(port, layout.home)] if port is not None else []))
     # MDS shards on a remote root are streamed from S3 into a local cache, not fetched whole.
     shards = sync.streamed(layout.shards(dataset, "mds")) if source == "streaming" else None
     launched = []

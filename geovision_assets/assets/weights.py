@@ -1,6 +1,7 @@
 """ported_weights: torchvision / timm weights mapped onto our architectures, once per port."""
 
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
+from dagster_aws.s3 import S3Resource
 
 from geovision.models.port import PORT_VERSION
 from geovision_assets import metadata as md
@@ -10,19 +11,27 @@ from geovision_assets.resources import GeovisionHome
 
 @asset(partitions_def=port_partitions, code_version=PORT_VERSION, group_name="weights",
        kinds={"pytorch", "safetensors"})
-def ported_weights(context: AssetExecutionContext, home: GeovisionHome) -> MaterializeResult:
+def ported_weights(context: AssetExecutionContext, home: GeovisionHome,
+                   s3: S3Resource) -> MaterializeResult:
     """Map the source model's state dict onto ours, load it strictly, check both models give
     the same outputs, and write weights + manifest; an existing verified port is kept.
 
     With no source checkpoint on this machine the source has seeded random weights (the
     manifest says so); place the published file and port it with
-    `geovision.models.port.port_weights(name, source_file=...)` for real ones."""
-    from geovision.models.port import port_summary, port_weights
+    `geovision.models.port.port_weights(name, source_file=...)` for real ones.
 
+    With a remote artifact root the published port is fetched first (so one made on another
+    machine is kept) and the port is published after it is written."""
+    from geovision.models.port import port_folder, port_summary, port_weights
+
+    sync = home.synced(s3)
+    folder = port_folder(context.partition_key, home.root())
+    sync.fetch(folder)
     spec = port_weights(context.partition_key, home.root())
     return MaterializeResult(
         data_version=DataVersion(spec.sha256),
         metadata={"path": md.path(spec.path), "manifest": md.path(spec.folder),
+                  **sync.publish(folder),
                   "summary": MetadataValue.json(port_summary(spec)),
                   **md.provenance(source_version=spec.source_version)},
     )

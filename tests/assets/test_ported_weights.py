@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dagster import AssetKey, DagsterInstance, materialize
+from dagster_aws.s3 import S3Resource
 
 from geovision.models.port import list_ports
 from geovision.models.weights import WeightsSpec
@@ -18,7 +19,7 @@ def test_partitions_are_the_ports():
 
 def test_materializing_a_port_writes_it_once(tmp_path):
     instance = DagsterInstance.ephemeral()
-    resources = {"home": GeovisionHome(path=str(tmp_path))}
+    resources = {"home": GeovisionHome(path=str(tmp_path)), "s3": S3Resource()}
     key = "resnet18.torchvision"
     result = materialize([ported_weights], partition_key=key, instance=instance,
                          resources=resources)

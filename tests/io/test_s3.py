@@ -13,7 +13,7 @@ import pytest
 from geovision.errors import MissingDataError, RemoteError
 from geovision.hashing import hash_directory, sha256_file
 from geovision.io.s3 import S3IO
-from geovision.io.store import ArtifactStore
+from geovision.io.store import MARKER_SUFFIX, ArtifactStore
 
 
 @pytest.fixture()
@@ -259,3 +259,82 @@ def test_publish_artifact_hook_follows_the_environment(s3, bucket, tmp_path, mon
     monkeypatch.setenv(ARTIFACT_ROOT_ENV, "/mnt/somewhere")
     with pytest.raises(ConfigError, match="not an S3 prefix"):
         publish_artifact(weights, layout.home)
+
+
+def uploaded(s3_env, bucket: str, since: int = 0) -> dict[str, int]:
+    """Body bytes the server received per object (PUTs and multipart parts; markers left
+    out), from request `since` of the bucket's log on."""
+    sent: dict[str, int] = {}
+    for r in s3_env.requests(bucket)[since:]:
+        if r.method in ("PUT", "POST") and r.body_bytes and not r.copy_source and \
+                not r.key.endswith(MARKER_SUFFIX):
+            sent[r.key] = sent.get(r.key, 0) + r.body_bytes
+    return sent
+
+
+def test_folder_publish_copies_what_the_store_already_holds(s3, s3_env, bucket, tmp_path):
+    """A run folder's checkpoints, published as each was saved, are not uploaded again when
+    the whole folder is published: S3 copies them from their own versions."""
+    cache = tmp_path / "cache"
+    store = ArtifactStore(f"s3://{bucket}/root", cache, s3)
+    run = cache / "runs" / "demo" / "run-1"
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(secrets.token_bytes(3_000_000))
+    (run / "hparams.yaml").write_text("lr: 0.1\n")
+    (run / "metrics.csv").write_text("epoch,loss\n0,1.0\n")
+    saved = store.publish(checkpoint)
+    assert uploaded(s3_env, bucket) == {
+        f"root/runs/demo/run-1/checkpoints/last.ckpt@{saved.version}/last.ckpt": 3_000_000}
+
+    start = len(s3_env.requests(bucket))
+    folder = store.publish(run)
+    sent = uploaded(s3_env, bucket, start)
+    version = f"root/runs/demo/run-1@{folder.version}"
+    assert sent == {f"{version}/hparams.yaml": 8, f"{version}/metrics.csv": 17}
+    copies = [r for r in s3_env.requests(bucket)[start:] if r.copy_source]
+    assert [(r.key, r.copy_source.lstrip("/")) for r in copies] == [
+        (f"{version}/checkpoints/last.ckpt",
+         f"{bucket}/root/runs/demo/run-1/checkpoints/last.ckpt@{saved.version}/last.ckpt")]
+    assert all(r.body_bytes == 0 for r in copies)
+
+    # another machine fetches the whole folder, checkpoint included, byte for byte
+    reader_root = tmp_path / "reader"
+    reader = ArtifactStore(f"s3://{bucket}/root", reader_root, s3)
+    got = reader.fetch(reader_root / "runs" / "demo" / "run-1")
+    assert hash_directory(got) == hash_directory(run)
+    # the folder's copy is its own: withdrawing the checkpoint artifact leaves it whole
+    store.unpublish(checkpoint)
+    shutil.rmtree(got)
+    assert hash_directory(reader.fetch(got)) == hash_directory(run)
+
+    # republished with one new file: only that file goes up, the rest is copied from the
+    # folder's current version
+    (run / "evaluation.yaml").write_text("accuracy: 0.9\n")
+    start = len(s3_env.requests(bucket))
+    again = store.publish(run)
+    assert uploaded(s3_env, bucket, start) == {
+        f"root/runs/demo/run-1@{again.version}/evaluation.yaml": 14}
+    assert hash_directory(reader.fetch(got)) == hash_directory(run)
+
+
+def test_folder_publish_uploads_when_a_held_copy_is_gone(s3, s3_env, bucket, tmp_path):
+    """A marker whose version objects were removed (pruned by another process meanwhile): the
+    copy fails, the files are uploaded instead, and the folder is still published whole."""
+    cache = tmp_path / "cache"
+    store = ArtifactStore(f"s3://{bucket}/root", cache, s3)
+    run = cache / "runs" / "r"
+    weights = run / "checkpoints" / "best.ckpt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(secrets.token_bytes(200_000))
+    (run / "notes.txt").write_text("x")
+    saved = store.publish(weights)
+    s3.remove(f"{saved.url}/")
+    start = len(s3_env.requests(bucket))
+    folder = store.publish(run)
+    assert uploaded(s3_env, bucket, start) == {
+        f"root/runs/r@{folder.version}/checkpoints/best.ckpt": 200_000,
+        f"root/runs/r@{folder.version}/notes.txt": 1}
+    reader_root = tmp_path / "reader"
+    got = ArtifactStore(f"s3://{bucket}/root", reader_root, s3).fetch(reader_root / "runs" / "r")
+    assert hash_directory(got) == hash_directory(run)
