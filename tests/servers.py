@@ -42,6 +42,7 @@ class S3Request:
     bucket: str
     key: str
     body_bytes: int  # the request body's length: bytes uploaded
+    body_sha256: str  # of the body as sent ("" when empty)
     copy_source: str  # x-amz-copy-source of a copy inside S3, else ""
 
 
@@ -63,14 +64,22 @@ class S3Server:
 
 
 def _recording(app, log: list[S3Request]):
-    """A WSGI wrapper noting each request's method, object, body length and copy source
-    before moto handles it."""
+    """A WSGI wrapper noting each request's method, object, body (length and sha256) and copy
+    source before moto handles it."""
+    import hashlib
+    import io
     from urllib.parse import unquote
 
     def recorded(environ, start_response):
         bucket, _, key = unquote(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
+        if environ.get("wsgi.input_terminated"):  # chunked: read to the end
+            body = environ["wsgi.input"].read()
+        else:
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
         log.append(S3Request(method=environ["REQUEST_METHOD"], bucket=bucket, key=key,
-                             body_bytes=int(environ.get("CONTENT_LENGTH") or 0),
+                             body_bytes=len(body),
+                             body_sha256=hashlib.sha256(body).hexdigest() if body else "",
                              copy_source=unquote(environ.get("HTTP_X_AMZ_COPY_SOURCE", ""))))
         return app(environ, start_response)
 

@@ -166,10 +166,7 @@ class ArtifactStore:
         if current is not None and current.version == version:
             return current
         # A version prefix left by an interrupted publish is overwritten whole.
-        if kind == "file":
-            self.s3.upload_file(path, f"{target}/{path.name}")
-        else:
-            self._upload_dir(path, rel, target, files, current)
+        self._put(path, rel, kind, target, files, current)
         history = [current.version, *current.previous] if current else []
         previous = [v for v in dict.fromkeys(history) if v != version][: self.keep_versions - 1]
         record = {"version": version, "kind": kind, "files": files,
@@ -180,38 +177,55 @@ class ArtifactStore:
         return Published(relative=rel, version=version, kind=kind, files=files, url=target,
                          previous=tuple(previous))
 
-    def _upload_dir(self, path: Path, rel: str, target: str, files: dict[str, dict],
-                    current: Published | None) -> None:
-        """Put the folder's files under `target`: those whose content the store already holds
-        (in an artifact published inside the folder, such as a run folder's checkpoints, each
-        published when saved, or in the folder's current version) are copied inside S3, the
-        rest uploaded, so that each file's bytes go up once."""
-        held = self._published_inside(rel)
+    def _put(self, path: Path, rel: str, kind: str, target: str, files: dict[str, dict],
+             current: Published | None) -> None:
+        """Put the artifact's files under `target`. Those whose content the store already
+        holds (in the artifact's current version, in an artifact published inside the folder
+        such as a run folder's checkpoints, or, for a file, in one published beside it, as
+        Lightning's last.ckpt beside the best one) are copied inside S3; the rest are
+        uploaded. So each file's bytes go up once."""
+        below = rel if kind == "dir" else rel.rpartition("/")[0]
+        held = self._held(below, files) if below else {}
         if current is not None:
-            held.update({entry["sha256"]: f"{current.url}/{sub}"
-                         for sub, entry in current.files.items()})
-        reused = {sub: held[entry["sha256"]] for sub, entry in files.items()
-                  if entry["sha256"] in held}
+            held.update({e["sha256"]: f"{current.url}/{sub}" for sub, e in current.files.items()})
+        reused = {sub: held[e["sha256"]] for sub, e in files.items()
+                  if e["size"] and e["sha256"] in held}
         if not reused:
-            self.s3.upload_dir(path, target)
+            if kind == "file":
+                self.s3.upload_file(path, f"{target}/{path.name}")
+            else:
+                self.s3.upload_dir(path, target)
             return
         try:
             self.s3.copy_many([(src, f"{target}/{sub}") for sub, src in reused.items()])
         except RemoteError:
             reused = {}  # a source version pruned meanwhile: upload those files instead
-        self.s3.copy_many([(str(path / sub), f"{target}/{sub}") for sub in files
+        local = (lambda sub: path / sub) if kind == "dir" else (lambda sub: path)
+        self.s3.copy_many([(str(local(sub)), f"{target}/{sub}") for sub in files
                            if sub not in reused])
 
-    def _published_inside(self, rel: str) -> dict[str, str]:
-        """sha256 -> URL of an object holding that content, for every file of the current
-        version of each artifact published below `rel`."""
+    def _held(self, below: str, files: dict[str, dict]) -> dict[str, str]:
+        """sha256 -> URL of an object holding that content, among the current versions of the
+        artifacts published below `below`; only the markers of artifacts with an object as
+        large as one of `files` are read."""
         root = str(self.remote).rstrip("/") + "/"
+        listed = self.s3.list(str(self.remote.join(below)) + "/")
+        artifacts = {o.url[len(root):-len(MARKER_SUFFIX)] for o in listed
+                     if o.url.endswith(MARKER_SUFFIX)}
+        sizes = {e["size"] for e in files.values() if e["size"]}
+        candidates = set()
+        for obj in listed:
+            key = obj.url[len(root):]
+            if obj.size in sizes:
+                candidates.update(key[:i] for i, c in enumerate(key)
+                                  if c == VERSION_SEP and key[:i] in artifacts)
         held: dict[str, str] = {}
-        for obj in self.s3.list(str(self.remote.join(rel)) + "/"):
-            if not obj.url.endswith(MARKER_SUFFIX):
-                continue
-            record = json.loads(self.s3.read_bytes(obj.url))
-            base = self.version_url(obj.url[len(root):-len(MARKER_SUFFIX)], record["version"])
+        for artifact in sorted(candidates):
+            try:
+                record = json.loads(self.s3.read_bytes(root + artifact + MARKER_SUFFIX))
+            except RemoteError:
+                continue  # withdrawn since the listing
+            base = self.version_url(artifact, record["version"])
             for name, entry in record["files"].items():
                 held.setdefault(entry["sha256"], f"{base}/{name}")
         return held

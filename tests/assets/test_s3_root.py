@@ -25,7 +25,7 @@ from dagster_aws.s3 import S3Resource
 from geovision.experiment.runfolders.folder import CHECKPOINTS, HPARAMS_FILE
 from geovision.hashing import hash_directory, sha256_file
 from geovision.io.s3 import S3IO
-from geovision.io.store import MARKER_SUFFIX, ArtifactStore
+from geovision.io.store import MARKER_SUFFIX, VERSION_SEP, ArtifactStore
 from geovision.layout import Layout
 from geovision_assets.assets.datasets import dataset_index, raw_dataset
 from geovision_assets.assets.evaluation import model_evaluation
@@ -71,7 +71,7 @@ def deployment(s3_env, tmp_path, monkeypatch):
     instance.dispose()
 
 
-def test_assets_publish_to_s3_and_training_streams_from_it(deployment):
+def test_assets_publish_to_s3_and_training_streams_from_it(deployment, s3_env):
     resources, instance, s3, root, layout, tmp_path = deployment
     runs = [materialize(DATASET_ASSETS, partition_key="synthetic", instance=instance,
                         resources=resources)]
@@ -103,10 +103,32 @@ def test_assets_publish_to_s3_and_training_streams_from_it(deployment):
 
     # each checkpoint was published when saved, the pruned ones withdrawn
     local_checkpoints = {p.name for p in (run_dir / CHECKPOINTS).iterdir()}
-    prefix = f"{root}/{run_dir.relative_to(layout.home).as_posix()}/{CHECKPOINTS}/"
+    run_rel = run_dir.relative_to(layout.home).as_posix()
+    prefix = f"{root}/{run_rel}/{CHECKPOINTS}/"
     markers = {o.url[len(prefix):-len(MARKER_SUFFIX)] for o in s3.list(prefix)
                if o.url.endswith(MARKER_SUFFIX)}
     assert markers == local_checkpoints and "last.ckpt" in markers
+
+    # ...and went up once: every checkpoint content in one request carrying its bytes; the
+    # same bytes saved again (last.ckpt beside the best one) and the run folder's version
+    # (published when training ended) got them by copies inside S3, without a body
+    bucket = root[len("s3://"):].split("/")[0]
+    run_key = f"{root.split('/', 3)[3]}/{run_rel}"
+    folder = ArtifactStore(root, layout.home, s3).published(run_dir)
+    sent = [r for r in s3_env.requests(bucket) if r.method in ("PUT", "POST")
+            and r.key.endswith(".ckpt") and not r.copy_source]
+    copies = {r.key for r in s3_env.requests(bucket) if r.copy_source}
+    assert sent and all(r.key.startswith(f"{run_key}/{CHECKPOINTS}/") for r in sent)
+    digests = [r.body_sha256 for r in sent]
+    assert len(digests) == len(set(digests))  # no content sent twice
+    for path in (run_dir / CHECKPOINTS).iterdir():
+        assert [r.body_bytes for r in sent if r.body_sha256 == sha256_file(path)] == \
+            [path.stat().st_size]
+        assert f"{run_key}{VERSION_SEP}{folder.version}/{CHECKPOINTS}/{path.name}" in copies
+    # a fresh machine's fetch of the run folder is the local one, byte for byte
+    fetched = reader.fetch(reader_cache / run_rel)
+    assert hash_directory(fetched) == hash_directory(run_dir)
+    assert {p.name for p in (fetched / CHECKPOINTS).iterdir()} == local_checkpoints
 
     # a machine with an empty cache evaluates the model from what S3 holds
     dataset_hash = hash_directory(layout.dataset("synthetic"))

@@ -286,6 +286,17 @@ def test_folder_publish_copies_what_the_store_already_holds(s3, s3_env, bucket, 
     saved = store.publish(checkpoint)
     assert uploaded(s3_env, bucket) == {
         f"root/runs/demo/run-1/checkpoints/last.ckpt@{saved.version}/last.ckpt": 3_000_000}
+    # the same bytes saved beside it under another name (Lightning's best and last) are
+    # copied from the first, not sent again
+    best = checkpoint.with_name("epoch001.ckpt")
+    shutil.copyfile(checkpoint, best)
+    start = len(s3_env.requests(bucket))
+    beside = store.publish(best)
+    assert uploaded(s3_env, bucket, start) == {}
+    assert [r.copy_source for r in s3_env.requests(bucket)[start:] if r.copy_source] == [
+        f"{bucket}/root/runs/demo/run-1/checkpoints/last.ckpt@{saved.version}/last.ckpt"]
+    assert sha256_file(ArtifactStore(f"s3://{bucket}/root", tmp_path / "r0", s3).fetch(
+        tmp_path / "r0" / beside.relative)) == sha256_file(best)
 
     start = len(s3_env.requests(bucket))
     folder = store.publish(run)
@@ -293,10 +304,12 @@ def test_folder_publish_copies_what_the_store_already_holds(s3, s3_env, bucket, 
     version = f"root/runs/demo/run-1@{folder.version}"
     assert sent == {f"{version}/hparams.yaml": 8, f"{version}/metrics.csv": 17}
     copies = [r for r in s3_env.requests(bucket)[start:] if r.copy_source]
-    assert [(r.key, r.copy_source.lstrip("/")) for r in copies] == [
-        (f"{version}/checkpoints/last.ckpt",
-         f"{bucket}/root/runs/demo/run-1/checkpoints/last.ckpt@{saved.version}/last.ckpt")]
+    assert sorted(r.key for r in copies) == [f"{version}/checkpoints/epoch001.ckpt",
+                                             f"{version}/checkpoints/last.ckpt"]
     assert all(r.body_bytes == 0 for r in copies)
+    assert {r.copy_source.lstrip("/") for r in copies} <= {
+        f"{bucket}/root/runs/demo/run-1/checkpoints/last.ckpt@{saved.version}/last.ckpt",
+        f"{bucket}/{beside.url[len('s3://'):].split('/', 1)[1]}/epoch001.ckpt"}
 
     # another machine fetches the whole folder, checkpoint included, byte for byte
     reader_root = tmp_path / "reader"
