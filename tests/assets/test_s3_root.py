@@ -157,3 +157,40 @@ def test_assets_publish_to_s3_and_training_streams_from_it(deployment, s3_env):
     assert scanned > 800 and (run_dir / HPARAMS_FILE).is_file()
     assert any(p.suffix in (".out", ".err", ".log")
                for p in (tmp_path / "dagster_home").rglob("*"))  # compute logs were scanned
+
+
+def test_ported_weights_publish_and_training_fetches_them(deployment):
+    """A port made with an S3 root is published; a training whose recipe names it, on a
+    machine whose cache lacks it, fetches it before starting from it."""
+    from geovision.models.port import port_folder
+    from geovision_assets.assets.weights import ported_weights
+
+    resources, instance, s3, root, layout, tmp_path = deployment
+    port = "resnet18.torchvision"
+    assert materialize([ported_weights], partition_key=port, instance=instance,
+                       resources=resources).success
+    folder = port_folder(port, layout.home)
+    ported = hash_directory(folder)
+    reader_cache = tmp_path / "reader"
+    reader = ArtifactStore(root, reader_cache, s3)
+    assert hash_directory(reader.fetch(reader_cache / "weights" / port)) == ported
+
+    recipe = yaml.safe_load(Path("recipes/demo.yaml").read_text())
+    recipe |= {"name": "s3port", "model": {"name": "resnet18", "weights": port},
+               "optimizer": {"name": "sgd", "lr": 1e-9, "momentum": 0.0}, "scheduler": {"name": "none"}}
+    recipe["trainer"]["max_epochs"] = 1
+    recipe["data"]["source"] = "streaming"
+    recipes = Path(resources["recipes"].path)
+    (recipes / "s3port.yaml").write_text(yaml.safe_dump(recipe))
+    instance.add_dynamic_partitions("recipe", ["s3port"])
+    assert materialize(DATASET_ASSETS, partition_key="synthetic", instance=instance,
+                       resources=resources).success
+    shutil.rmtree(folder)  # the port was made on another machine
+    model_key = str(MultiPartitionKey({"dataset": "synthetic", "recipe": "s3port"}))
+    assert materialize([trained_model], partition_key=model_key, instance=instance,
+                       resources=resources).success
+    assert hash_directory(folder) == ported
+    run_dir = Path(json.loads(layout.model_record("synthetic", "s3port").read_text())["run_dir"])
+    weights = yaml.safe_load((run_dir / HPARAMS_FILE).read_text())["provenance"]["weights"]
+    assert weights["port"] == port
+    assert weights["sha256"] == sha256_file(folder / "weights.safetensors")
