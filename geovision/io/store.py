@@ -9,7 +9,11 @@ so a sync that dies half-way leaves the previous version what every reader sees.
     s3://bucket/prefix/<relative path>.artifact.json      the marker (written last)
     s3://bucket/prefix/<relative path>@<version>/...      that version's files
 
-The version is a hash of the artifact's content: publishing unchanged content uploads nothing.
+The version is a hash of the artifact's content: publishing unchanged content uploads nothing,
+and a file whose bytes the store already holds (a run folder's checkpoints, each published
+when saved; files unchanged since the artifact's current version) is copied inside S3, not
+uploaded again. Every version prefix still holds whole copies of its files, so readers and
+pruning never depend on another artifact.
 After a new marker is written, versions older than the previous one are removed.
 
 Which root is remote comes from the environment, so that every process of a run (a Dagster
