@@ -177,7 +177,8 @@ def test_ported_weights_publish_and_training_fetches_them(deployment):
 
     recipe = yaml.safe_load(Path("recipes/demo.yaml").read_text())
     recipe |= {"name": "s3port", "model": {"name": "resnet18", "weights": port},
-               "optimizer": {"name": "sgd", "lr": 1e-9, "momentum": 0.0}, "scheduler": {"name": "none"}}
+               "optimizer": {"name": "sgd", "lr": 1e-9, "momentum": 0.0},
+               "scheduler": {"name": "none"}}
     recipe["trainer"]["max_epochs"] = 1
     recipe["data"]["source"] = "streaming"
     recipes = Path(resources["recipes"].path)

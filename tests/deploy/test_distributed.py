@@ -120,10 +120,17 @@ def test_gpu_pool_holds_the_second_training_until_the_first_ends(deployment):
         "\n".join(failures(instance, r.run_id) for r in runs)
     spans = []
     for run in runs:
-        begin = step_events(instance, run.run_id, DagsterEventType.STEP_START)["trained_model"]
-        end = step_events(instance, run.run_id, DagsterEventType.STEP_SUCCESS)["trained_model"]
+        starts = step_events(instance, run.run_id, DagsterEventType.STEP_START)
+        ends = step_events(instance, run.run_id, DagsterEventType.STEP_SUCCESS)
         stats = instance.get_run_stats(run.run_id)
-        spans.append((begin.timestamp, end.timestamp, stats.enqueued_time))
+        # Shown when the test fails: where each run's time went (start, seconds per step).
+        print(run.tags.get("dagster/partition"), "queued", stats.enqueued_time, "launched",
+              stats.launch_time, "started", stats.start_time, "ended", stats.end_time,
+              {k: (round(starts[k].timestamp, 1),
+                   round(ends[k].timestamp - starts[k].timestamp, 1))
+               for k in starts if k in ends})
+        spans.append((starts["trained_model"].timestamp, ends["trained_model"].timestamp,
+                      stats.enqueued_time))
     spans.sort()
     (_, first_end, first_queued), (second_begin, _, second_queued) = spans
     assert second_begin >= first_end  # never two training steps at once
