@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pandas as pd
 import torch
 import torchmetrics
@@ -41,6 +44,31 @@ def make_metrics(names: tuple[str, ...], num_classes: int,
         metric_cls = getattr(torchmetrics.classification, prefix + METRICS[name])
         metrics[name] = metric_cls(num_classes, **kwargs)
     return torchmetrics.MetricCollection(metrics)
+
+
+@contextmanager
+def native_bincount(device: torch.device) -> Iterator[None]:
+    """torchmetrics counts with an (N x bins) comparison instead of torch.bincount whenever
+    deterministic algorithms are on (CUDA's weighted bincount is not deterministic). On the
+    CPU torch.bincount is deterministic and gives the same counts, so the flag is lifted for
+    the update: the comparison made a training run with a multilabel AUROC (200 thresholds)
+    spend most of its time counting."""
+    if device.type != "cpu" or not torch.are_deterministic_algorithms_enabled():
+        yield
+        return
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(True, warn_only=warn_only)
+
+
+def update_metrics(metrics: torchmetrics.Metric | torchmetrics.MetricCollection,
+                   preds: torch.Tensor, target: torch.Tensor) -> None:
+    """`metrics.update(preds, target)`, counting with torch.bincount where it is exact."""
+    with native_bincount(preds.device):
+        metrics.update(preds, target)
 
 
 def confusion_matrix(num_classes: int, task: str) -> torchmetrics.Metric:

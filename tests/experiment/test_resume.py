@@ -14,7 +14,7 @@ import yaml
 
 from geovision.experiment.runfolders.folder import FIT_FILE, list_runs, run_state
 
-EPOCHS = 5
+EPOCHS = 3
 CONFIG = {
     "project": "crash", "name": "cnn", "task": "classification", "random_seed": 3,
     "dataset_name": "synthetic",

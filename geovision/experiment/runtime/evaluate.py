@@ -16,7 +16,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from geovision.errors import ConfigError
-from geovision.experiment.metrics import confusion_matrix, confusion_table, make_metrics
+from geovision.experiment.metrics import (
+    confusion_matrix,
+    confusion_table,
+    make_metrics,
+    update_metrics,
+)
 from geovision.experiment.plots import CONFUSION_SUFFIX, plot_confusion_matrix
 from geovision.experiment.runfolders.folder import write_yaml
 from geovision.experiment.runfolders.inputs import load_run
@@ -70,8 +75,8 @@ def evaluate(module: ExperimentModule, loader: DataLoader, class_names: list[str
                     value, weight=step.batch_size)
             seen += step.batch_size
             if metrics is not None and step.logits is not None:
-                metrics.update(step.logits, step.target)
-                confusion.update(step.logits, step.target)
+                update_metrics(metrics, step.logits, step.target)
+                update_metrics(confusion, step.logits, step.target)
     values = {f"{prefix}_loss": float(loss.compute())}
     values |= {f"{prefix}_{name}": float(term.compute()) for name, term in terms.items()}
     table = None

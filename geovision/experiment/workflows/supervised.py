@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from geovision.data.mixing import BatchMixer
 from geovision.data.registry import get_dataset
 from geovision.data.tasks import TASKS
-from geovision.experiment.metrics import IGNORE, make_metrics, mask_to_index
+from geovision.experiment.metrics import IGNORE, make_metrics, mask_to_index, update_metrics
 from geovision.experiment.regularizers import PairwiseTerms
 from geovision.experiment.workflows import Workflow, register_workflow
 from geovision.experiment.workflows.base import EvalStep, ExperimentModule
@@ -103,7 +103,7 @@ class SupervisedModule(ExperimentModule):
         logits = self(image)
         loss, terms = self._loss(logits, target, image,
                                  self._progress() if self.pairwise is not None else None)
-        self.train_metrics.update(logits.detach(), self._metric_targets(target))
+        update_metrics(self.train_metrics, logits.detach(), self._metric_targets(target))
         self.log_loss("train", loss, image.shape[0])
         self._log_terms("train", terms, image.shape[0])
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True,
@@ -113,7 +113,7 @@ class SupervisedModule(ExperimentModule):
     def validation_step(self, batch: tuple, batch_idx: int) -> EvalStep:
         step = super().validation_step(batch, batch_idx)
         self._log_terms("val", step.terms, step.batch_size)
-        self.val_metrics.update(step.logits, step.target)
+        update_metrics(self.val_metrics, step.logits, step.target)
         self.log_dict(self.val_metrics, on_step=False, on_epoch=True, batch_size=step.batch_size)
         return step
 

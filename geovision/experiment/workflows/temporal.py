@@ -9,6 +9,7 @@ import torch
 
 from geovision.data.temporal import TimeSeries
 from geovision.errors import ConfigError
+from geovision.experiment.metrics import update_metrics
 from geovision.experiment.workflows import Workflow, register_workflow
 from geovision.experiment.workflows.base import EvalStep
 from geovision.experiment.workflows.supervised import SupervisedModule
@@ -43,7 +44,7 @@ class TemporalModule(SupervisedModule):
         target = self._targets(mask)
         logits = self(series)
         loss, _ = self._loss(logits, target, images)  # cross-entropy: _check refuses pairs
-        self.train_metrics.update(logits.detach(), target)
+        update_metrics(self.train_metrics, logits.detach(), target)
         self.log_loss("train", loss, b)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=b)
         return loss
