@@ -308,9 +308,8 @@ def source_checkpoint(port: Port, download: bool = True,
                 failure = f"downloading it failed ({type(exc).__name__}: {exc})"
         else:
             failure = "downloads are off"
-        place = (f"download {source.url} on a machine with internet and copy it to "
-                 f"{source.cache_path} (`curl -L -o {source.cache_path} {source.url}`; "
-                 "$TORCH_HOME/hub/checkpoints/ is torch.hub's cache)")
+        place = (f"download it on a machine with internet and copy it to {source.cache_path} "
+                 "(torch.hub's cache, $TORCH_HOME/hub/checkpoints/)")
     else:
         from huggingface_hub import hf_hub_download
 
