@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from geovision.models.weights import WeightsSpec
 
-PORT_VERSION = "1"  # bump when a key map or the verification changes
+PORT_VERSION = "2"  # bump when a key map, the verification or the source changes (2: published)
 WEIGHTS_FILE = "weights.safetensors"
 HF_FILE = "model.safetensors"  # what timm loads from a Hugging Face repo
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -269,19 +269,18 @@ def published(port: Port) -> Published:
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
     from timm.models import get_pretrained_cfg
-    from timm.models._hub import hf_split
 
     cfg = get_pretrained_cfg(f"{port.source_model}.{port.weights}")
     if cfg is None or not cfg.hf_hub_id:
         raise WeightsError(f"Port {port.name}: timm has no Hugging Face weights for "
                            f"{port.source_model}.{port.weights}; set another tag in "
                            "geovision/models/port.py.")
-    repo, revision = hf_split(cfg.hf_hub_id)
+    repo, _, revision = cfg.hf_hub_id.partition("@")  # timm's "<repo>@<revision>"
     url = f"https://huggingface.co/{repo}/resolve/{revision or 'main'}/{HF_FILE}"
     return Published(f"timm {cfg.hf_hub_id}", url,
                      Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo,
                                                                        repo_type="model"),
-                     "", hf_repo=repo, hf_revision=revision)
+                     "", hf_repo=repo, hf_revision=revision or None)
 
 
 def source_checkpoint(port: Port, download: bool = True,
