@@ -25,6 +25,14 @@ def geovision_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture()
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty $TORCH_HOME, whose hub/checkpoints/ torch.hub reads published weights from."""
+    home = tmp_path / "torch"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
 def require_service(name: str, host: str, port: int) -> None:
     """Skip when a local service is unreachable; fail instead under
     GEOVISION_REQUIRE_SERVICES=1 (as in CI), where every service must be there."""

@@ -16,9 +16,9 @@ def ported_weights(context: AssetExecutionContext, home: GeovisionHome,
     """Map the source model's state dict onto ours, load it strictly, check both models give
     the same outputs, and write weights + manifest; an existing verified port is kept.
 
-    With no source checkpoint on this machine the source has seeded random weights (the
-    manifest says so); place the published file and port it with
-    `geovision.models.port.port_weights(name, source_file=...)` for real ones.
+    The source is the published checkpoint the port names, read from torch.hub's cache
+    (`$TORCH_HOME/hub/checkpoints/`) or the Hugging Face hub cache (timm), downloaded there
+    when missing; offline, copy the file there first (the error says which file and where).
 
     With a remote artifact root the published port is fetched first (so one made on another
     machine is kept) and the port is published after it is written."""

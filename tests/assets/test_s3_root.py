@@ -159,12 +159,14 @@ def test_assets_publish_to_s3_and_training_streams_from_it(deployment, s3_env):
                for p in (tmp_path / "dagster_home").rglob("*"))  # compute logs were scanned
 
 
-def test_ported_weights_publish_and_training_fetches_them(deployment):
+def test_ported_weights_publish_and_training_fetches_them(deployment, torch_home):
     """A port made with an S3 root is published; a training whose recipe names it, on a
     machine whose cache lacks it, fetches it before starting from it."""
     from geovision.models.port import port_folder
     from geovision_assets.assets.weights import ported_weights
+    from tests.checkpoints import torchvision_checkpoint
 
+    torchvision_checkpoint(torch_home, "ResNet18_Weights.IMAGENET1K_V1")  # as downloaded
     resources, instance, s3, root, layout, tmp_path = deployment
     port = "resnet18.torchvision"
     assert materialize([ported_weights], partition_key=port, instance=instance,

@@ -24,6 +24,7 @@ from geovision.hashing import sha256_file
 from geovision.models import create_model
 from geovision.models.port import RGB, port_folder, port_weights
 from geovision.models.weights import WeightsSpec, adapt_input_conv, read_state_dict
+from tests.checkpoints import torchvision_checkpoint
 
 torch.set_num_threads(1)
 PORT = "resnet18.torchvision"
@@ -49,9 +50,11 @@ def recorded(run_dir) -> dict:
     return yaml.safe_load((run_dir / "hparams.yaml").read_text())["provenance"]["weights"]
 
 
-def test_training_starts_from_a_port_adapted_to_four_bands(scenes, tmp_path):
+def test_training_starts_from_a_port_adapted_to_four_bands(scenes, tmp_path, torch_home):
     home = tmp_path / "home"
+    torchvision_checkpoint(torch_home, "ResNet18_Weights.IMAGENET1K_V1")  # as downloaded
     spec = port_weights(PORT, home)
+    assert spec.source_weights.startswith("torchvision ResNet18_Weights.IMAGENET1K_V1 ")
     cfg = parse_config(config({"name": "resnet18", "weights": PORT}))
     result = train(cfg, home=home, root=scenes, progress=False)
 

@@ -3,14 +3,18 @@ count; what does not fit is named; init schemes are deterministic and spare load
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 from torch import nn
 
-from geovision.errors import WeightsError
+from geovision.errors import MissingWeightsError, WeightsError
 from geovision.layout import Layout
 from geovision.models import create_model
 from geovision.models.init import init_model
@@ -19,7 +23,9 @@ from geovision.models.port import (
     get_port,
     list_ports,
     map_state_dict,
+    port_folder,
     port_weights,
+    published,
     verify,
 )
 from geovision.models.weights import (
@@ -28,6 +34,7 @@ from geovision.models.weights import (
     load_weights,
     loaded_parameters,
 )
+from tests.checkpoints import torchvision_checkpoint
 
 torch.set_num_threads(1)
 
@@ -46,12 +53,12 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def resnet18_weights(home) -> WeightsSpec:
-    return port_weights("resnet18.torchvision", home)
+    return port_weights("resnet18.torchvision", home, random_source=True)
 
 
 @pytest.mark.parametrize("name", WRITTEN)
 def test_port_is_exact_strict_and_written_with_a_manifest(name, home):
-    spec = port_weights(name, home)
+    spec = port_weights(name, home, random_source=True)
     folder = Layout(home).weights(name)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["sha256"] == spec.sha256 and manifest["source_weights"] == "random, seed 0"
@@ -93,11 +100,99 @@ def test_every_port_maps_every_key_onto_the_architecture():
 def test_a_port_is_made_once(home, resnet18_weights):
     path = resnet18_weights.path
     before = path.stat().st_mtime_ns
-    again = port_weights("resnet18.torchvision", home)
+    again = port_weights("resnet18.torchvision", home, random_source=True)
     assert again.sha256 == resnet18_weights.sha256 and path.stat().st_mtime_ns == before
-    forced = port_weights("resnet18.torchvision", home, force=True)
+    forced = port_weights("resnet18.torchvision", home, random_source=True, force=True)
     assert forced.sha256 == resnet18_weights.sha256  # same seeded source, same bytes
     assert path.stat().st_mtime_ns != before
+
+
+def test_every_port_names_published_weights():
+    """Each port pins one published checkpoint: a torchvision weights enum member with a
+    hashed file name, or a timm tag whose weights are on the Hugging Face hub."""
+    for name in list_ports():
+        source = published(get_port(name))
+        assert source.url.startswith("https://"), name
+        if get_port(name).source == "torchvision":
+            assert source.cache_path.name == source.url.rsplit("/", 1)[1], name
+            assert len(source.sha256) >= 8, name
+        else:
+            assert source.hf_repo.startswith("timm/") and source.url.endswith(
+                "/model.safetensors"), name
+
+
+def test_a_port_reads_the_checkpoint_torch_hub_caches(tmp_path, torch_home):
+    """Where torchvision's own loader finds the published file after a download, the port
+    finds it, and ports exactly those weights; another file there is ported again."""
+    import torchvision
+
+    file = torchvision_checkpoint(torch_home, "ResNet18_Weights.IMAGENET1K_V1")
+    assert file == torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    spec = port_weights("resnet18.torchvision", tmp_path / "home")
+    sha256 = hashlib.sha256(file.read_bytes()).hexdigest()
+    assert spec.source_weights == ("torchvision ResNet18_Weights.IMAGENET1K_V1 "
+                                   f"resnet18-f37072fd.pth sha256 {sha256}")
+    assert spec.extra["published_url"] == "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+    assert spec.extra["source_sha256"] == sha256 and spec.extra["published_sha256"] == "f37072fd"
+    assert spec.extra["sha256_matches_published"] is False  # seeded, not the published bytes
+    # torchvision's builder reads the same cached file (it would download only if missing).
+    source = torchvision.models.resnet18(weights="IMAGENET1K_V1").eval()
+    ours = create_model("resnet18", in_channels=3, num_classes=1000, weights=spec.path)
+    assert verify(ours, source, seed=3) <= 1e-5
+    assert json.loads((spec.path.parent / "manifest.json").read_text())["source_weights"] == \
+        spec.source_weights
+
+    torchvision_checkpoint(torch_home, "ResNet18_Weights.IMAGENET1K_V1", seed=1)
+    again = port_weights("resnet18.torchvision", tmp_path / "home")
+    assert again.extra["source_sha256"] != sha256 and again.sha256 != spec.sha256
+
+
+def test_torchvision_densenet_checkpoints_with_legacy_key_names(tmp_path, torch_home):
+    """torchvision's published DenseNet files name `norm.1`, `conv.2`: ported as its builder
+    reads them."""
+    import torchvision
+
+    file = torchvision_checkpoint(torch_home, "DenseNet121_Weights.IMAGENET1K_V1")
+    state = torch.load(file, weights_only=True)
+    legacy = {k.replace(".norm1.", ".norm.1.").replace(".conv2.", ".conv.2."): v
+              for k, v in state.items() if not k.endswith(".norm1.num_batches_tracked")}
+    assert sum(".norm.1." in k for k in legacy) == 58 * 4  # 58 layers: no batch counts then
+    torch.save(legacy, file)
+    spec = port_weights("densenet121.torchvision", tmp_path / "home")
+    source = torchvision.models.densenet121(weights="IMAGENET1K_V1").eval()
+    ours = create_model("densenet121", in_channels=3, num_classes=1000, weights=spec.path)
+    assert verify(ours, source, seed=3, size=32) <= 1e-5
+
+
+def test_a_missing_checkpoint_names_its_url_cache_path_and_retry(tmp_path, torch_home):
+    home = tmp_path / "home"
+    with pytest.raises(MissingWeightsError) as missing:
+        port_weights("resnet18.torchvision", home, download=False)
+    message = str(missing.value)
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message
+    assert str(torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in message
+    assert f"port_weights('resnet18.torchvision', '{home}')" in message
+    assert "--select ported_weights --partition resnet18.torchvision" in message
+    assert not port_folder("resnet18.torchvision", home).exists()
+    assert not list(torch_home.rglob("*.pth"))
+
+
+def test_a_timm_checkpoint_missing_from_the_hub_cache_offline(tmp_path):
+    """Offline (HF_HUB_OFFLINE=1) with an empty hub cache: the repo, the cache and the command
+    that fills it are named; nothing is written."""
+    env = os.environ | {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    code = ("import sys; from geovision.models.port import port_weights\n"
+            "try: port_weights('resnet50.timm', sys.argv[1])\n"
+            "except Exception as e: print(type(e).__name__, e); sys.exit(3)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "home")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("MissingWeightsError ")
+    assert "hf download timm/resnet50.a1_in1k model.safetensors" in done.stdout
+    assert f"models--timm--resnet50.a1_in1k into {tmp_path / 'hub'}" in done.stdout
+    assert "https://huggingface.co/timm/resnet50.a1_in1k/resolve/main/model.safetensors" in \
+        done.stdout
+    assert not list((tmp_path / "home").rglob("*"))  # no port folder, not even a partial one
 
 
 def rgb_model(spec: WeightsSpec) -> nn.Module:
