@@ -239,8 +239,8 @@ def test_the_web_ui_shows_the_attribution_report_and_scene_predictions(demo, tmp
                   .asset_materialization.partition
                   for key in ("attribution_report", "scene_predictions")}
     dagster_home = Path(instance.root_directory)
-    with (dagster_webserver(dagster_home, tmp_path / "webserver.log") as url,
-          chromium_page() as page):
+    with (chromium_page() as page,
+          dagster_webserver(dagster_home, tmp_path / "webserver.log") as url):
         try:
             _events(page, url, "attribution_report", partitions["attribution_report"])
             page.get_by_text("maps_feature_visualisation", exact=True).wait_for()
