@@ -10,7 +10,7 @@ STAC_STAMP := $(STAC_VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export GEOVISION_HOME ?= $(CURDIR)/.geovision_home
 
-.PHONY: setup demo test ui bench lint clean-demo sshd stac-venv satellite-demo
+.PHONY: setup demo test ui bench lint clean-demo sshd chromium stac-venv satellite-demo
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,11 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 sshd:
 	test -x /usr/sbin/sshd || (apt-get update && apt-get install -y --no-install-recommends openssh-server)
 
-test: setup sshd $(STAC_STAMP)
+# The UI test drives Debian's chromium headless through playwright (which cannot fetch its own).
+chromium:
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+test: setup sshd chromium $(STAC_STAMP)
 	$(VENV)/bin/pytest
 
 ui: setup $(DAGSTER_HOME)/dagster.yaml

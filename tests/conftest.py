@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
@@ -39,10 +38,9 @@ def require_service(name: str, host: str, port: int) -> None:
     try:
         socket.create_connection((host, port), timeout=2).close()
     except OSError as exc:
-        message = f"{name} is not reachable on {host}:{port} ({exc}); start it to run this test"
-        if os.environ.get("GEOVISION_REQUIRE_SERVICES") == "1":
-            pytest.fail(message + " (GEOVISION_REQUIRE_SERVICES=1 requires it)")
-        pytest.skip(message)
+        from tests.servers import missing
+
+        missing(f"{name} is not reachable on {host}:{port} ({exc}); start it to run this test")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Real servers on loopback for the deployment tests: moto's S3 and an OpenSSH sshd.
+"""Real servers on loopback for the tests: moto's S3, an OpenSSH sshd, dagster-webserver, and
+Debian's chromium to look at the web UI as a user does.
 
 Each starts on a free port, belongs to the test (or session) that asked for it and stops with
 it. Missing software skips the test, or fails it under GEOVISION_REQUIRE_SERVICES=1 (as in CI).
@@ -12,13 +13,18 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 SSHD = "/usr/sbin/sshd"
+CHROMIUM = "/usr/bin/chromium"
+WEBSERVER = Path(sys.executable).parent / "dagster-webserver"
 
 
 def missing(what: str) -> None:
@@ -167,3 +173,60 @@ def start_sshd(folder: Path) -> SSHServer:
                                                     text=True).stdout.strip()
     return SSHServer("127.0.0.1", port, user, user_key, known_hosts,
                      Path(f"{host_key}.pub"), process)
+
+
+@contextmanager
+def dagster_webserver(dagster_home: Path, log: Path) -> Iterator[str]:
+    """dagster-webserver on a free loopback port serving workspace.yaml and the history of the
+    instance in `dagster_home`; yields its base URL once the code location has loaded (its
+    GraphQL endpoint lists assets), and stops it after. Its output goes to `log`."""
+    import requests
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [str(WEBSERVER), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+            env=os.environ | {"DAGSTER_HOME": str(dagster_home)},
+            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        query = {"query": "query { assetNodes { assetKey { path } } }"}
+        while True:
+            try:
+                answer = requests.post(f"{url}/graphql", json=query, timeout=10).json()
+                if (answer.get("data") or {}).get("assetNodes"):
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("dagster-webserver did not serve the code location within 120 s:\n"
+                            + log.read_text()[-3000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextmanager
+def chromium_page() -> Iterator:
+    """A page of Debian's headless chromium driven by playwright (which cannot fetch its own
+    browser here). Dagster's first-visit "Join the Dagster community" modal, which may cover
+    the page at any moment, is dismissed with its Skip button whenever it appears."""
+    if not os.path.exists(CHROMIUM):
+        missing(f"{CHROMIUM} is missing: install Debian's chromium (make chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright is not installed: pip install -e '.[dev]'")
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.add_locator_handler(page.get_by_role("button", name="Skip"),
+                                     lambda skip: skip.click())
+            yield page
+        finally:
+            browser.close()

@@ -1,20 +1,27 @@
-"""Every asset materialized with an ephemeral instance, and its outputs checked."""
+"""Every asset materialized once, its outputs checked, and the web UI shown them as a user sees it.
+
+The instance lives in a temporary DAGSTER_HOME (SQLite, from dagster.yaml, as `make demo` has
+it) so that a dagster-webserver subprocess can serve its history."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import h5py
 import pandas as pd
 import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance
+from dagster._core.instance.ref import InstanceRef
 
 from geovision.data.statistics import band_column
 from geovision_assets.demo import run_demo
+from tests.servers import chromium_page, dagster_webserver
 
 DATASET_KEYS = ("raw_dataset", "dataset_index", "image_statistics", "eda_report", "hdf_shards",
                 "streaming_shards", "region_features")
@@ -36,13 +43,16 @@ def demo(tmp_path_factory):
     segmentation["trainer"]["max_epochs"] = 2
     segmentation["loss"]["potts"]["ramp"] = {"start": 0.5, "end": 1.0}  # the second epoch
     (recipes / "quick_seg.yaml").write_text(yaml.safe_dump(segmentation))
+    dagster_home = tmp / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy("dagster.yaml", dagster_home / "dagster.yaml")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GEOVISION_HOME", str(tmp / "home"))
         mp.setenv("GEOVISION_RECIPES", str(recipes))
-        instance = DagsterInstance.ephemeral()
-        result = run_demo(instance, recipe="quick",
-                          segmentation=("synthetic_segmentation", "quick_seg"))
-        yield instance, result, tmp / "home"
+        with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+            result = run_demo(instance, recipe="quick",
+                              segmentation=("synthetic_segmentation", "quick_seg"))
+            yield instance, result, tmp / "home"
 
 
 def test_every_run_and_check_succeeded(demo):
@@ -193,3 +203,70 @@ def test_predict_cli_on_the_trained_model(demo, tmp_path):
         [sys.executable, "-m", "geovision.cli", "predict", str(record), str(tmp_path / "no.tif"),
          "--out", str(tmp_path / "o2")], capture_output=True, text=True, timeout=300)
     assert missing.returncode != 0 and "no.tif" in (missing.stderr + missing.stdout)
+
+
+def _events(page, url: str, key: str, partition: str) -> None:
+    """Open the Events tab of asset `key` at `partition` and wait until its event shows."""
+    page.goto(f"{url}/assets/{key}?view=events&partition={quote(partition, safe='')}")
+    page.get_by_text(f"Partition {partition} materialized").first.wait_for()
+
+
+def _open_markdown(page, label: str):
+    """Click "[Show Markdown]" in the metadata row `label`; return the dialog it opens."""
+    row = page.locator("tr", has=page.get_by_text(label, exact=True))
+    row.get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(label, exact=True).wait_for()
+    return dialog
+
+
+def _close(dialog) -> None:
+    dialog.get_by_role("button", name="Close").click()
+    dialog.wait_for(state="hidden")
+
+
+def _loaded_image_width(dialog) -> int:
+    """The natural width of the dialog's first image once the browser has decoded it (0 for
+    an image that failed to load)."""
+    image = dialog.locator("img").first
+    image.wait_for()
+    return image.evaluate("img => img.decode().then(() => img.naturalWidth, () => 0)")
+
+
+def test_the_web_ui_shows_the_attribution_report_and_scene_predictions(demo, tmp_path):
+    instance, _, _ = demo
+    partitions = {key: instance.get_latest_materialization_event(AssetKey(key))
+                  .asset_materialization.partition
+                  for key in ("attribution_report", "scene_predictions")}
+    dagster_home = Path(instance.root_directory)
+    with (chromium_page() as page,
+          dagster_webserver(dagster_home, tmp_path / "webserver.log") as url):
+        try:
+            _events(page, url, "attribution_report", partitions["attribution_report"])
+            page.get_by_text("maps_feature_visualisation", exact=True).wait_for()
+            labels = set(page.locator("tr td:first-child").all_inner_texts())
+            assert {f"maps_{method}" for method in METHODS} <= labels, sorted(labels)
+            assert {f"bands_{method}" for method in METHODS} <= labels, sorted(labels)
+            page.screenshot(path=tmp_path / "attribution_report.png", full_page=True)
+
+            dialog = _open_markdown(page, "maps_grad_cam")
+            assert _loaded_image_width(dialog) > 0
+            page.screenshot(path=tmp_path / "maps_grad_cam.png")
+            _close(dialog)
+
+            dialog = _open_markdown(page, "summary")
+            text = dialog.inner_text()
+            assert "Attribution report: synthetic (classification)" in text
+            header = "method\tseconds\tdeletion_auc\tinsertion_auc"
+            assert header in text, text
+            for method in METHODS:
+                assert f"\n{method}\t" in text, method
+            page.screenshot(path=tmp_path / "summary.png")
+            _close(dialog)
+
+            _events(page, url, "scene_predictions", partitions["scene_predictions"])
+            dialog = _open_markdown(page, "quicklook")
+            assert _loaded_image_width(dialog) > 0
+            page.screenshot(path=tmp_path / "quicklook.png")
+        finally:
+            page.screenshot(path=tmp_path / "last.png")

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 
 import requests
 from dagster import DagsterInstance, materialize
@@ -15,6 +10,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from geovision_assets.assets.datasets import dataset_index, raw_dataset
 from geovision_assets.definitions import default_resources
+from tests.servers import dagster_webserver
 
 QUERY = """
 query {
@@ -26,12 +22,6 @@ query {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_webserver_shows_assets_and_their_history(tmp_path, monkeypatch):
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
@@ -40,32 +30,12 @@ def test_webserver_shows_assets_and_their_history(tmp_path, monkeypatch):
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
         assert materialize([raw_dataset, dataset_index], partition_key="synthetic",
                            instance=instance, resources=default_resources()).success
-    port = free_port()
-    webserver = subprocess.Popen(
-        [str(os.path.join(os.path.dirname(sys.executable), "dagster-webserver")), "-h",
-         "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-        env=os.environ | {"DAGSTER_HOME": str(dagster_home)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/graphql"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                answer = requests.post(url, json={"query": QUERY}, timeout=10).json()
-                if answer.get("data", {}).get("assetNodes"):
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "the webserver did not answer within 120 s"
-            assert webserver.poll() is None, "the webserver exited"
-            time.sleep(1)
-        keys = {"/".join(node["assetKey"]["path"]) for node in answer["data"]["assetNodes"]}
-        assert {"raw_dataset", "dataset_index", "trained_model", "region_features"} <= keys
-        (info,) = answer["data"]["assetsLatestInfo"]
-        latest = info["latestMaterialization"]
-        assert latest["partition"] == "synthetic"
-        labels = {entry["label"] for entry in latest["metadataEntries"]}
-        assert {"num_rows", "class_balance", "git_commit"} <= labels
-    finally:
-        webserver.terminate()
-        webserver.wait(timeout=30)
+    with dagster_webserver(dagster_home, tmp_path / "webserver.log") as url:
+        answer = requests.post(f"{url}/graphql", json={"query": QUERY}, timeout=30).json()
+    keys = {"/".join(node["assetKey"]["path"]) for node in answer["data"]["assetNodes"]}
+    assert {"raw_dataset", "dataset_index", "trained_model", "region_features"} <= keys
+    (info,) = answer["data"]["assetsLatestInfo"]
+    latest = info["latestMaterialization"]
+    assert latest["partition"] == "synthetic"
+    labels = {entry["label"] for entry in latest["metadataEntries"]}
+    assert {"num_rows", "class_balance", "git_commit"} <= labels
