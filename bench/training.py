@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from geovision.layout import Layout
+
 GOAL = 0.91  # ours may take at most 1.10x the plain loop's epoch time
 SCENES = 1200
 EPOCHS = 6
@@ -128,7 +130,9 @@ def main() -> None:
         ours_times, plain_times = [], []
         for round_ in range(ROUNDS):
             plain_times += plain(config, splits)
-            ours_times += ours(config, splits, Path(tmp) / f"run{round_}")
+            # a run folder where the artifact layout expects one (make_trainer asks it)
+            run_dir = Layout(tmp).runs(config.project, config.name) / f"round{round_}"
+            ours_times += ours(config, splits, run_dir)
             print(f"round {round_}: plain {statistics.median(plain_times[-EPOCHS + 1:]):.3f} "
                   f"s/epoch, ours {statistics.median(ours_times[-EPOCHS + 1:]):.3f} s/epoch",
                   flush=True)
