@@ -62,6 +62,7 @@ def contenders_in_rounds(names: Sequence[str], factory: Callable[..., Callable[[
             connections[name], theirs = context.Pipe()
             child = context.Process(target=_serve, args=(factory, name, args, theirs))
             child.start()
+            theirs.close()  # the child holds its end: a child that dies ends recv() with EOF
             children.append(child)
         for name in names:
             connections[name].recv()  # warmed up
