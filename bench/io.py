@@ -7,7 +7,9 @@ transfer manager splits the large file into parallel parts). Raw s5cmd is the bi
 by hand with the same arguments S3IO gives it, so the ratio against it is S3IO's own cost
 (building arguments, parsing JSON lines, atomic renames). Rounds rotate the contenders' order;
 the medians are printed. Figures against moto measure the clients and moto's request
-handling, not a network.
+handling, not a network: the CPU seconds moto's process spends on each transfer are printed
+too, since a client that keeps moto busy all the time (wall time = moto's CPU time) cannot go
+faster against it, whatever it does itself.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 SMALL_FILES = 1000
 SMALL_BYTES = 4096
 LARGE_BYTES = 64 << 20
-ROUNDS = 3
+ROUNDS = 5
 GOAL_BOTO3_SMALL = 3.0
 GOAL_BOTO3_LARGE = 1.0
 GOAL_RAW = 0.9
@@ -67,10 +69,19 @@ def make_data(root: Path) -> tuple[Path, Path]:
     return small, large
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
+def server_cpu(server: subprocess.Popen) -> float:
+    """CPU seconds (user + system) the server process has used so far."""
+    import psutil
+
+    times = psutil.Process(server.pid).cpu_times()
+    return times.user + times.system
+
+
+def timed(fn, server: subprocess.Popen) -> tuple[float, float]:
+    """(wall seconds of fn(), CPU seconds the server spent meanwhile)."""
+    cpu, start = server_cpu(server), time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, server_cpu(server) - cpu
 
 
 class S3IOContender:
@@ -158,18 +169,22 @@ class Boto3Loop:
         self.client.download_file(*self.split(url), str(local))
 
 
-def one_round(contender, small: Path, large: Path, bucket: str, scratch: Path) -> dict:
+def one_round(contender, small: Path, large: Path, bucket: str, scratch: Path,
+              server: subprocess.Popen) -> dict:
+    """{phase: wall seconds, phase + "_server": moto's CPU seconds} of one contender."""
     tag = f"{contender.name}-{secrets.token_hex(3)}"
     out = scratch / tag
     out.mkdir()
     base = f"s3://{bucket}/{tag}"
-    times = {
-        "small_up": timed(lambda: contender.upload_dir(small, f"{base}/small")),
-        "small_down": timed(lambda: contender.download_dir(f"{base}/small", out / "small")),
-        "large_up": timed(lambda: contender.upload_file(large, f"{base}/large.bin")),
-        "large_down": timed(lambda: contender.download_file(f"{base}/large.bin",
-                                                            out / "large.bin")),
+    work = {
+        "small_up": lambda: contender.upload_dir(small, f"{base}/small"),
+        "small_down": lambda: contender.download_dir(f"{base}/small", out / "small"),
+        "large_up": lambda: contender.upload_file(large, f"{base}/large.bin"),
+        "large_down": lambda: contender.download_file(f"{base}/large.bin", out / "large.bin"),
     }
+    times = {}
+    for phase, fn in work.items():  # in this order: each download needs its upload
+        times[phase], times[phase + "_server"] = timed(fn, server)
     assert (out / "large.bin").stat().st_size == LARGE_BYTES
     assert len(list((out / "small").iterdir())) == SMALL_FILES
     shutil.rmtree(out)
@@ -197,7 +212,8 @@ def main() -> None:
             for turn in range(ROUNDS):
                 for k in range(len(contenders)):
                     c = contenders[(turn + k) % len(contenders)]
-                    results[c.name].append(one_round(c, small, large, bucket, scratch))
+                    results[c.name].append(one_round(c, small, large, bucket, scratch,
+                                                      server))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -209,7 +225,13 @@ def main() -> None:
     for what, label in (("small_up", "upload"), ("small_down", "download")):
         ours = median("s3io", what)
         print(f"{SMALL_FILES} x {SMALL_BYTES} B {label}: s3io {ours:.2f} s, "
-              f"s5cmd {median('s5cmd', what):.2f} s, boto3 {median('boto3', what):.2f} s")
+              f"s5cmd {median('s5cmd', what):.2f} s, boto3 {median('boto3', what):.2f} s; "
+              f"moto's CPU meanwhile {median('s3io', what + '_server'):.2f}, "
+              f"{median('s5cmd', what + '_server'):.2f} and "
+              f"{median('boto3', what + '_server'):.2f} s")
+        for name in results:
+            walls = sorted(r[what] for r in results[name])
+            print(f"  {name}: {walls[0]:.2f}-{walls[-1]:.2f} s across rounds")
         rate = SMALL_FILES / ours
         bench_line(f"io_small_{label}_vs_boto3", rate, "files/s", "boto3_loop",
                    SMALL_FILES / median("boto3", what), GOAL_BOTO3_SMALL)
