@@ -6,10 +6,11 @@ script would write: one client, `upload_file` / `download_file` per object in a 
 transfer manager splits the large file into parallel parts). Raw s5cmd is the binary called
 by hand with the same arguments S3IO gives it, so the ratio against it is S3IO's own cost
 (building arguments, parsing JSON lines, atomic renames). Rounds rotate the contenders' order;
-the medians are printed. Figures against moto measure the clients and moto's request
-handling, not a network: the CPU seconds moto's process spends on each transfer are printed
-too, since a client that keeps moto busy all the time (wall time = moto's CPU time) cannot go
-faster against it, whatever it does itself.
+each ratio is the median of the ratios within a round (bench/common.py). Figures against moto
+measure the clients and moto's request handling, not a network: the CPU seconds moto's process
+spends on each transfer are printed too, since a client that keeps moto busy all the time (wall
+time = moto's CPU time) cannot go faster against it, whatever it does itself. Each contender's
+objects are removed after its round, so moto holds as much for everyone.
 """
 
 from __future__ import annotations
@@ -170,8 +171,10 @@ class Boto3Loop:
 
 
 def one_round(contender, small: Path, large: Path, bucket: str, scratch: Path,
-              server: subprocess.Popen) -> dict:
-    """{phase: wall seconds, phase + "_server": moto's CPU seconds} of one contender."""
+              server: subprocess.Popen, cleaner) -> dict:
+    """{phase: wall seconds, phase + "_server": moto's CPU seconds} of one contender. The
+    objects are removed (by `cleaner`, an S3IO) afterwards: moto slows as it holds more
+    objects, which would favour whoever went first."""
     tag = f"{contender.name}-{secrets.token_hex(3)}"
     out = scratch / tag
     out.mkdir()
@@ -188,13 +191,14 @@ def one_round(contender, small: Path, large: Path, bucket: str, scratch: Path,
     assert (out / "large.bin").stat().st_size == LARGE_BYTES
     assert len(list((out / "small").iterdir())) == SMALL_FILES
     shutil.rmtree(out)
+    cleaner.remove(base + "/")
     return times
 
 
 def main() -> None:
     import statistics
 
-    from bench.common import bench_line
+    from bench.common import median_line
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
@@ -213,7 +217,7 @@ def main() -> None:
                 for k in range(len(contenders)):
                     c = contenders[(turn + k) % len(contenders)]
                     results[c.name].append(one_round(c, small, large, bucket, scratch,
-                                                      server))
+                                                      server, contenders[0].s3))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -221,10 +225,12 @@ def main() -> None:
     def median(name: str, what: str) -> float:
         return statistics.median(r[what] for r in results[name])
 
+    def rates(name: str, what: str, amount: float) -> list[float]:
+        return [amount / r[what] for r in results[name]]
+
     mib = LARGE_BYTES / (1 << 20)
     for what, label in (("small_up", "upload"), ("small_down", "download")):
-        ours = median("s3io", what)
-        print(f"{SMALL_FILES} x {SMALL_BYTES} B {label}: s3io {ours:.2f} s, "
+        print(f"{SMALL_FILES} x {SMALL_BYTES} B {label}: s3io {median('s3io', what):.2f} s, "
               f"s5cmd {median('s5cmd', what):.2f} s, boto3 {median('boto3', what):.2f} s; "
               f"moto's CPU meanwhile {median('s3io', what + '_server'):.2f}, "
               f"{median('s5cmd', what + '_server'):.2f} and "
@@ -232,17 +238,16 @@ def main() -> None:
         for name in results:
             walls = sorted(r[what] for r in results[name])
             print(f"  {name}: {walls[0]:.2f}-{walls[-1]:.2f} s across rounds")
-        rate = SMALL_FILES / ours
-        bench_line(f"io_small_{label}_vs_boto3", rate, "files/s", "boto3_loop",
-                   SMALL_FILES / median("boto3", what), GOAL_BOTO3_SMALL)
-        bench_line(f"io_small_{label}_vs_s5cmd", rate, "files/s", "raw_s5cmd",
-                   SMALL_FILES / median("s5cmd", what), GOAL_RAW)
+        ours = rates("s3io", what, SMALL_FILES)
+        median_line(f"io_small_{label}_vs_boto3", ours, "files/s", "boto3_loop",
+                    rates("boto3", what, SMALL_FILES), GOAL_BOTO3_SMALL)
+        median_line(f"io_small_{label}_vs_s5cmd", ours, "files/s", "raw_s5cmd",
+                    rates("s5cmd", what, SMALL_FILES), GOAL_RAW)
     for what, label in (("large_up", "upload"), ("large_down", "download")):
-        ours = median("s3io", what)
-        print(f"{mib:.0f} MiB {label}: s3io {ours:.2f} s, s5cmd {median('s5cmd', what):.2f} s, "
-              f"boto3 {median('boto3', what):.2f} s")
-        rate = mib / ours
-        bench_line(f"io_large_{label}_vs_boto3", rate, "MiB/s", "boto3_transfer",
-                   mib / median("boto3", what), GOAL_BOTO3_LARGE)
-        bench_line(f"io_large_{label}_vs_s5cmd", rate, "MiB/s", "raw_s5cmd",
-                   mib / median("s5cmd", what), GOAL_RAW)
+        print(f"{mib:.0f} MiB {label}: s3io {median('s3io', what):.2f} s, "
+              f"s5cmd {median('s5cmd', what):.2f} s, boto3 {median('boto3', what):.2f} s")
+        ours = rates("s3io", what, mib)
+        median_line(f"io_large_{label}_vs_boto3", ours, "MiB/s", "boto3_transfer",
+                    rates("boto3", what, mib), GOAL_BOTO3_LARGE)
+        median_line(f"io_large_{label}_vs_s5cmd", ours, "MiB/s", "raw_s5cmd",
+                    rates("s5cmd", what, mib), GOAL_RAW)
