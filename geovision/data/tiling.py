@@ -258,10 +258,14 @@ class _Handles:
 
 def read_window(src: Any, row_off: int, col_off: int, height: int, width: int,
                 fill_value: float, bands: int | Sequence[int] | None = None,
-                apply: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+                apply: Callable[[np.ndarray], np.ndarray] | None = None,
+                out: np.ndarray | None = None) -> np.ndarray:
     """The (C, height, width) window at (row_off, col_off) of an open raster ((height, width)
     for one band given as an int); `apply` maps the values read, then the part outside the
-    scene is `fill_value` (padding in NumPy: GDAL's boundless reads are ten times slower)."""
+    scene is `fill_value` (padding in NumPy: GDAL's boundless reads are ten times slower).
+    `out`, an array of that shape and the raster's dtype, is filled and returned instead of
+    a new array (no `apply` then): a batch read chip by chip into one buffer is not copied
+    again to be stacked."""
     from rasterio.windows import Window
 
     rows = min(height, src.height - row_off)
@@ -269,14 +273,23 @@ def read_window(src: Any, row_off: int, col_off: int, height: int, width: int,
     if rows <= 0 or cols <= 0:
         raise TilingError(f"window at row {row_off}, col {col_off} lies outside {src.name} "
                           f"({src.height} x {src.width}); rebuild the chip index.")
-    values = src.read(bands, window=Window(col_off, row_off, cols, rows))
+    window = Window(col_off, row_off, cols, rows)
+    if out is not None:
+        if apply is not None:
+            raise TilingError("read_window: `apply` makes a new array; pass it or `out`.")
+        if rows == height and cols == width:
+            return src.read(bands, window=window, out=out)
+        out[...] = fill_value
+        out[..., :rows, :cols] = src.read(bands, window=window)
+        return out
+    values = src.read(bands, window=window)
     if apply is not None:
         values = apply(values)
     if rows == height and cols == width:
         return values
-    out = np.full((*values.shape[:-2], height, width), fill_value, dtype=values.dtype)
-    out[..., :rows, :cols] = values
-    return out
+    padded = np.full((*values.shape[:-2], height, width), fill_value, dtype=values.dtype)
+    padded[..., :rows, :cols] = values
+    return padded
 
 
 class ChipDataset(Dataset):

@@ -21,6 +21,8 @@ from geovision.data.tiling import (
     chip_index,
     collate_chips,
     grid_offsets,
+    open_raster,
+    read_window,
 )
 
 TRANSFORM = from_origin(600_000, 5_000_000, 0.5, 0.5)
@@ -285,6 +287,21 @@ def test_chip_dataset_reads_windows_and_pads_with_nodata(tmp_path: Path) -> None
     assert dataset[-1][2] == 5
     with pytest.raises(IndexError):
         dataset[6]
+
+
+def test_read_window_into_a_buffer_equals_a_new_array_inside_and_across_the_edge(
+        tmp_path: Path) -> None:
+    source = random_scene((3, 30, 45), "uint8", seed=5)
+    scene = write_scene(tmp_path / "s.tif", source)
+    with open_raster(scene) as src:
+        for row, col in ((0, 0), (10, 20), (16, 32)):  # inside; inside; 14 x 13 inside
+            out = np.full((2, 16, 16), 77, dtype=np.uint8)
+            got = read_window(src, row, col, 16, 16, 0, [3, 1], out=out)
+            assert got is out
+            np.testing.assert_array_equal(out, read_window(src, row, col, 16, 16, 0, [3, 1]))
+        with pytest.raises(TilingError, match="apply"):
+            read_window(src, 0, 0, 16, 16, 0, out=np.empty((3, 16, 16), np.uint8),
+                        apply=np.negative)
 
 
 def test_chip_dataset_masks_labels_and_chip_idx_of_a_subset(tmp_path: Path) -> None:
