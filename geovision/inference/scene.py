@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,7 @@ def _predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out
 
         def predictions() -> Iterator[tuple[int, np.ndarray]]:
             batches = _chips_in_batches(src, chips, indexes, batch_size, fill)
-            with torch.inference_mode():
+            with torch.inference_mode(), closing(batches):
                 for labels, values in batches:
                     x, missing = standardise(values)
                     logits = model(x.to(device)).float().cpu()
@@ -248,8 +249,12 @@ def _predict_scene(model_or_run: SceneModel | str | Path, scene: str | Path, out
 
         name = "logits.tif" if output == "logits" else "probabilities.tif"
         tiled = out / f".{name}.tiled.tif"
-        result = stitch(predictions(), chips, tiled, like=scene, blend="mean",
-                        fill_value=0, compress=None, progress=progress)
+        predicted = predictions()
+        try:
+            result = stitch(predicted, chips, tiled, like=scene, blend="mean",
+                            fill_value=0, compress=None, progress=progress)
+        finally:
+            predicted.close()  # the reader thread stops before the scene is closed
         if result.shape[0] != num_classes and output == "probabilities":
             raise DataError(f"the model returns {result.shape[0]} classes but its dataset names "
                             f"{num_classes}: check the run's dataset.")

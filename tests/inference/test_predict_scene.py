@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -80,6 +81,30 @@ def test_batches_read_ahead_into_reused_buffers_keep_every_chip_exact(tmp_path, 
     with rasterio.open(tmp_path / "out" / "logits.tif") as out:
         np.testing.assert_array_equal(out.read(1), data[0])
     assert result.num_chips == (12 if shape[0] == 300 else 1)
+
+
+class FailsOnSecondBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("model failed on batch 2")
+        return x.clone()
+
+
+def test_a_model_failing_mid_scene_stops_the_reader_and_leaves_no_output(tmp_path):
+    data = np.random.default_rng(2).random((1, 300, 430), dtype=np.float32)
+    scene = write_scene(tmp_path / "scene.tif", data, ["red"])
+    spec = SceneModel(FailsOnSecondBatch(), bands=("red",), means=(0.0,), std_devs=(1.0,),
+                      task="segmentation", class_names=("value",))
+    with pytest.raises(RuntimeError, match="batch 2"):
+        predict_scene(spec, scene, tmp_path / "out", chip_size=128, overlap=0, batch_size=2,
+                      output="logits", progress=False)
+    assert not [t for t in threading.enumerate() if t.name.startswith("scene-reader")]
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_hyperspectral_bands_are_matched_by_nearest_wavelength():
