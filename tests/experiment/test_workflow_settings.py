@@ -92,7 +92,8 @@ def test_moco_module_draws_views_with_the_configured_settings():
     by_hand = ViewSampler(config.random_seed + 1, scale=(0.8, 0.9), jitter=0.5, noise=0.0)
     views = module.views(images)
     assert torch.equal(views, by_hand(images))
-    assert not torch.allclose(views, ViewSampler(config.random_seed + 1)(images))
+    assert not torch.allclose(views, ViewSampler(config.random_seed + 1, scale=(0.35, 1.0),
+                                                 jitter=0.2, noise=0.1)(images))
     # The checkpoint's hyperparameters carry the settings: a rebuilt module keeps them.
     rebuilt = MoCoModule(module.hparams["config"], 4, 2, 16)
     assert rebuilt.config.workflow_settings == MoCoSettings(**VIEWS)

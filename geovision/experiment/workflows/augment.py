@@ -63,10 +63,11 @@ def _rotate(batch: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
 class ViewSampler:
     """Two different random views of the same images, for contrastive learning: a random
     resized crop (area share in `scale`), a random horizontal flip, a per-band gain and offset,
-    and pixel noise. Works for any band count (no colour-specific jitter)."""
+    and pixel noise. Works for any band count (no colour-specific jitter). The settings'
+    defaults and bounds live in MoCoSettings (workflow_settings of the moco workflow)."""
 
-    def __init__(self, seed: int, scale: tuple[float, float] = (0.35, 1.0),
-                 jitter: float = 0.2, noise: float = 0.1) -> None:
+    def __init__(self, seed: int, *, scale: tuple[float, float], jitter: float,
+                 noise: float) -> None:
         self.seed = seed
         self.scale, self.jitter, self.noise = scale, jitter, noise
         self.generator = torch.Generator().manual_seed(seed)
