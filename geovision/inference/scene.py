@@ -143,9 +143,9 @@ def _chips_in_batches(src: Any, chips: Any, indexes: list[int], batch_size: int,
     starts = list(range(0, len(chips), batch_size))
 
     def read(k: int) -> np.ndarray:
-        start = starts[k]
-        batch = buffers[k % 2][:len(windows[start:start + batch_size])]
-        for i, (r, c, h, w) in enumerate(windows[start:start + batch_size]):
+        part = windows[starts[k]:starts[k] + batch_size]
+        batch = buffers[k % 2][:len(part)]
+        for i, (r, c, h, w) in enumerate(part):
             read_window(src, int(r), int(c), int(h), int(w), fill, indexes, out=batch[i])
         return batch
 
